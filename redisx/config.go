@@ -1,0 +1,261 @@
+package redisx
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config configures a Client. A zero field means its documented default.
+type Config struct {
+	// Addrs are host:port addresses. For a standalone server, the one server
+	// (default "localhost:6379"); with Cluster, seed nodes; with
+	// SentinelMaster, the sentinels.
+	Addrs []string
+
+	// Cluster selects Redis Cluster; Addrs are seed nodes.
+	Cluster bool
+
+	// SentinelMaster names the master set that the sentinels in Addrs watch.
+	// Setting it selects Sentinel mode.
+	SentinelMaster string
+
+	// Username and Password authenticate (AUTH / ACL). Password is never
+	// logged nor put in an error.
+	Username string
+	Password string
+
+	// DB is the database number (standalone and Sentinel only). Default 0.
+	DB int
+
+	// TLS, when not nil, connects with TLS (rediss://).
+	TLS *tls.Config
+
+	// KeyPrefix starts every key the Keys builder makes. The default is "tsp:".
+	KeyPrefix string
+
+	// DialTimeout bounds connecting (and the handshake). The default is 2s.
+	DialTimeout time.Duration
+
+	// CommandTimeout is the deadline every call gets when the caller's
+	// context has none or a later one. The default is 1s.
+	CommandTimeout time.Duration
+
+	// RetryStrategy returns how long to wait before reconnect attempt n
+	// (n starts at 1), like ioredis's retryStrategy. The default is
+	// exponential backoff from 50ms to 2s with full jitter.
+	RetryStrategy func(attempt int) time.Duration
+
+	// BreakerFailures is how many consecutive connection failures open the
+	// circuit breaker. The default is 5.
+	BreakerFailures uint32
+
+	// BreakerOpenFor is how long the breaker stays open before it lets one
+	// probe through (half-open). The default is 1s.
+	BreakerOpenFor time.Duration
+
+	// LocalCacheBytes caps rueidis's server-assisted client-side cache per
+	// connection. The default is 32 MiB. DisableLocalCache turns it off.
+	LocalCacheBytes   int
+	DisableLocalCache bool
+
+	// ClientName is sent with CLIENT SETNAME. The default is "theaterd".
+	ClientName string
+
+	// Logger receives connection state changes. The default discards them.
+	Logger *slog.Logger
+
+	// CommandHook, if set, sees the name of every command sent to Redis
+	// (never its arguments), one call per round trip. Tests use it to count
+	// round trips and to prove commands like KEYS are never sent.
+	CommandHook func(names []string)
+}
+
+const (
+	defaultAddr           = "localhost:6379"
+	defaultKeyPrefix      = "tsp:"
+	defaultDialTimeout    = 2 * time.Second
+	defaultCommandTimeout = time.Second
+	defaultBreakerFails   = 5
+	defaultBreakerOpenFor = time.Second
+	defaultLocalCache     = 32 << 20
+)
+
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg Config) withDefaults() Config {
+	if len(cfg.Addrs) == 0 {
+		cfg.Addrs = []string{defaultAddr}
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = defaultKeyPrefix
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = defaultDialTimeout
+	}
+	if cfg.CommandTimeout == 0 {
+		cfg.CommandTimeout = defaultCommandTimeout
+	}
+	if cfg.RetryStrategy == nil {
+		cfg.RetryStrategy = DefaultRetryStrategy
+	}
+	if cfg.BreakerFailures == 0 {
+		cfg.BreakerFailures = defaultBreakerFails
+	}
+	if cfg.BreakerOpenFor == 0 {
+		cfg.BreakerOpenFor = defaultBreakerOpenFor
+	}
+	if cfg.LocalCacheBytes == 0 {
+		cfg.LocalCacheBytes = defaultLocalCache
+	}
+	if cfg.ClientName == "" {
+		cfg.ClientName = "theaterd"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// Validate reports the first problem with cfg, wrapping ErrInvalidConfig.
+// The message names the field and never contains the password.
+func (cfg Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	if cfg.Cluster && cfg.SentinelMaster != "" {
+		return bad("Cluster and SentinelMaster are mutually exclusive")
+	}
+	for _, a := range cfg.Addrs {
+		if err := checkAddr(a); err != nil {
+			return bad("address %q: %v", a, err)
+		}
+	}
+	if !cfg.Cluster && cfg.SentinelMaster == "" && len(cfg.Addrs) > 1 {
+		return bad("a standalone server takes one address, got %d", len(cfg.Addrs))
+	}
+	if cfg.DB < 0 || cfg.DB > 1<<16 {
+		return bad("DB %d out of range", cfg.DB)
+	}
+	if cfg.Cluster && cfg.DB != 0 {
+		return bad("Redis Cluster has only database 0, got DB %d", cfg.DB)
+	}
+	if err := checkKeyPrefix(cfg.KeyPrefix); err != nil {
+		return bad("KeyPrefix: %v", err)
+	}
+	for name, d := range map[string]time.Duration{
+		"DialTimeout": cfg.DialTimeout, "CommandTimeout": cfg.CommandTimeout, "BreakerOpenFor": cfg.BreakerOpenFor,
+	} {
+		if d < 0 {
+			return bad("%s must not be negative, got %s", name, d)
+		}
+	}
+	if cfg.LocalCacheBytes < 0 {
+		return bad("LocalCacheBytes must not be negative")
+	}
+	if strings.ContainsAny(cfg.SentinelMaster, " \t\r\n") {
+		return bad("SentinelMaster %q contains white space", cfg.SentinelMaster)
+	}
+	return nil
+}
+
+func checkAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("want host:port")
+	}
+	if host == "" || strings.ContainsAny(host, " \t\r\n/@") {
+		return fmt.Errorf("bad host")
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("port must be 1-65535")
+	}
+	return nil
+}
+
+func checkKeyPrefix(p string) error {
+	if len(p) > 64 {
+		return fmt.Errorf("longer than 64 bytes")
+	}
+	for i := 0; i < len(p); i++ {
+		if !safeKeyByte(p[i]) {
+			return fmt.Errorf("character %q is not allowed (letters, digits and -_.:/@+= only)", p[i])
+		}
+	}
+	return nil
+}
+
+// DefaultRetryStrategy waits a random time between 0 and min(2s, 50ms·2^(n-1))
+// before attempt n: exponential backoff with full jitter, so many clients
+// reconnecting at once do not hit a recovering Redis in lockstep.
+func DefaultRetryStrategy(attempt int) time.Duration {
+	if attempt < 1 {
+		attempt = 1
+	}
+	ceiling := 2 * time.Second
+	d := 50 * time.Millisecond << min(attempt-1, 16)
+	if d <= 0 || d > ceiling {
+		d = ceiling
+	}
+	return rand.N(d) + time.Millisecond
+}
+
+// ParseURL reads a redis:// or rediss:// URL
+// (redis://[user:pass@]host:port/db) into a Config. Errors never contain the
+// password.
+func ParseURL(raw string) (Config, error) {
+	var cfg Config
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error would echo the URL, password included.
+		return cfg, fmt.Errorf("%w: not a URL", ErrInvalidConfig)
+	}
+	switch u.Scheme {
+	case "redis":
+	case "rediss":
+		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
+	default:
+		return cfg, fmt.Errorf("%w: scheme must be redis:// or rediss://", ErrInvalidConfig)
+	}
+	if u.Host == "" {
+		return cfg, fmt.Errorf("%w: missing host", ErrInvalidConfig)
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "6379"
+	}
+	cfg.Addrs = []string{net.JoinHostPort(host, port)}
+	if err := checkAddr(cfg.Addrs[0]); err != nil {
+		return Config{}, fmt.Errorf("%w: address: %v", ErrInvalidConfig, err)
+	}
+	if u.User != nil {
+		cfg.Username = u.User.Username()
+		cfg.Password, _ = u.User.Password()
+		if _, hasPass := u.User.Password(); !hasPass {
+			// redis://secret@host is the common shorthand for a password alone.
+			cfg.Password, cfg.Username = cfg.Username, ""
+		}
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" {
+		n, err := strconv.Atoi(db)
+		if err != nil || n < 0 {
+			return Config{}, fmt.Errorf("%w: database %q is not a number", ErrInvalidConfig, db)
+		}
+		cfg.DB = n
+	}
+	q := u.Query()
+	if v := q.Get("db"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return Config{}, fmt.Errorf("%w: db %q is not a number", ErrInvalidConfig, v)
+		}
+		cfg.DB = n
+	}
+	return cfg, nil
+}

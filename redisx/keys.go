@@ -1,0 +1,145 @@
+package redisx
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// MaxKeyPart is the longest id or identifier put into a key as it is. A
+// longer one is replaced by its SHA-256, so no caller can make huge keys.
+const MaxKeyPart = 200
+
+// Keys builds every key the service writes, under one configurable prefix,
+// following the original guide's conventions: user:{id}, script:{id},
+// scripts:list:{params}, scripts:user:{id}, licenses:user:{id},
+// session:{id}, ratelimit:{identifier}, views:script:{id}.
+//
+// The braces are meant literally: the id is the key's Redis Cluster hash
+// tag. So every key about one user (their profile, scripts, licences and
+// sessions) lives on one slot and a Lua script may touch them together,
+// while different users, scripts and clients spread over all masters.
+//
+// Ids are escaped, never passed through: bytes that could break a key or a
+// glob pattern (braces, *?[]\, white space, control bytes, '%', non-ASCII)
+// become %XX, and a part longer than MaxKeyPart becomes "%sha256:" and its
+// hash. Escaping is injective, so two different ids never share a key.
+type Keys struct {
+	prefix string
+}
+
+// NewKeys returns a key builder with the given prefix ("" means "tsp:").
+// The prefix must be made of safe characters (see Config.KeyPrefix).
+func NewKeys(prefix string) (Keys, error) {
+	if prefix == "" {
+		prefix = defaultKeyPrefix
+	}
+	if err := checkKeyPrefix(prefix); err != nil {
+		return Keys{}, err
+	}
+	return Keys{prefix: prefix}, nil
+}
+
+// Prefix returns the prefix every key starts with.
+func (k Keys) Prefix() string { return k.prefix }
+
+// User is the cache-aside key of a user's public profile: user:{id}.
+func (k Keys) User(id string) string { return k.Tagged("user", id) }
+
+// Script is the cache key of one script: script:{id}.
+func (k Keys) Script(id string) string { return k.Tagged("script", id) }
+
+// ScriptsList is the cache key of one page of the script list, where params
+// are the normalised query parameters: scripts:list:{params}.
+func (k Keys) ScriptsList(params string) string { return k.Tagged("scripts:list", params) }
+
+// ScriptsByUser is the cache key of an author's scripts: scripts:user:{id}.
+func (k Keys) ScriptsByUser(userID string) string { return k.Tagged("scripts:user", userID) }
+
+// LicensesByUser is the cache-aside key of a user's licences: licenses:user:{id}.
+func (k Keys) LicensesByUser(userID string) string { return k.Tagged("licenses:user", userID) }
+
+// Session is the key of one session: session:{id}.
+func (k Keys) Session(id string) string { return k.Tagged("session", id) }
+
+// RateLimit is the key of one limiter identifier: ratelimit:{identifier}.
+func (k Keys) RateLimit(identifier string) string { return k.Tagged("ratelimit", identifier) }
+
+// ScriptViews is the view counter of a script: views:script:{id}. It shares
+// the script's hash tag.
+func (k Keys) ScriptViews(id string) string { return k.Tagged("views:script", id) }
+
+// Tagged builds prefix + namespace + ":{" + tag + "}" and then ":"+suffix for
+// each suffix. The tag and suffixes are escaped; namespace is a constant
+// chosen by the program (it is checked in tests, not at run time).
+func (k Keys) Tagged(namespace, tag string, suffixes ...string) string {
+	var b strings.Builder
+	b.Grow(len(k.prefix) + len(namespace) + len(tag) + 4 + 16*len(suffixes))
+	b.WriteString(k.prefix)
+	b.WriteString(namespace)
+	b.WriteString(":{")
+	writeEscaped(&b, tag)
+	b.WriteByte('}')
+	for _, s := range suffixes {
+		b.WriteByte(':')
+		writeEscaped(&b, s)
+	}
+	return b.String()
+}
+
+// Join builds prefix + namespace + ":" + each part escaped, joined by ":",
+// with no hash tag: for keys that are never used beside others atomically.
+func (k Keys) Join(namespace string, parts ...string) string {
+	var b strings.Builder
+	b.WriteString(k.prefix)
+	b.WriteString(namespace)
+	for _, p := range parts {
+		b.WriteByte(':')
+		writeEscaped(&b, p)
+	}
+	return b.String()
+}
+
+// EscapeKeyPart returns s as Keys puts it into a key.
+func EscapeKeyPart(s string) string {
+	var b strings.Builder
+	writeEscaped(&b, s)
+	return b.String()
+}
+
+// safeKeyByte lists what may stand in a key as it is: none of these has a
+// meaning in a glob pattern, a hash tag or the RESP protocol.
+func safeKeyByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '_', '.', ':', '/', '@', '+', '=', '&', ',', '!', '~', '#', '$', '(', ')', ';', '<', '>', '|', '^', '`', '\'', '"':
+		return true
+	}
+	return false
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+func writeEscaped(b *strings.Builder, s string) {
+	if len(s) > MaxKeyPart {
+		sum := sha256.Sum256([]byte(s))
+		// '%' followed by a non-hex letter never comes out of escaping,
+		// so a hashed part cannot equal an escaped one.
+		b.WriteString("%sha256:")
+		b.WriteString(hex.EncodeToString(sum[:]))
+		return
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if safeKeyByte(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+}
