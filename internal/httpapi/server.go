@@ -1,0 +1,255 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/theaterscriptpro/tsp/internal/theater"
+	"github.com/theaterscriptpro/tsp/problem"
+	"github.com/theaterscriptpro/tsp/redisx"
+)
+
+// Pinger is a dependency that /readyz checks: the database.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Registry is where the server registers its metrics and what /metrics
+// serves: a *prometheus.Registry is one.
+type Registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
+// Deps is what New wires together. Redis, the three stores and Database are
+// required; a nil or zero other field means its documented default.
+type Deps struct {
+	// Redis carries the response cache, cache-aside values, sessions, rate
+	// limits and view counters.
+	Redis *redisx.Client
+
+	// Users, Scripts and Licenses persist the domain (sqlstore.Store is all
+	// three).
+	Users    theater.UserStore
+	Scripts  theater.ScriptStore
+	Licenses theater.LicenseStore
+
+	// Database is pinged by /readyz.
+	Database Pinger
+
+	// Logger gets one JSON line per request. The default discards them.
+	Logger *slog.Logger
+
+	// Metrics receives the server's collectors and the toolkit's (Redis,
+	// cache, sessions, limiters) and is what /metrics serves. The default
+	// is a new registry of the server's own.
+	Metrics Registry
+
+	// Now is the clock licence dates are checked against. The default is
+	// time.Now.
+	Now func() time.Time
+
+	// ViewFlushInterval is how often counted script views are sent to
+	// Redis, in one pipeline. API.md allows counts to lag by 1 s, which is
+	// the default and the maximum.
+	ViewFlushInterval time.Duration
+
+	// ReadyTimeout bounds each dependency check of /readyz. The default is
+	// 500ms.
+	ReadyTimeout time.Duration
+}
+
+// Server is the Theater Script Pro HTTP API: every endpoint of API.md. It is
+// an http.Handler; Close stops its background work.
+type Server struct {
+	deps    Deps
+	log     *slog.Logger
+	rdb     *redisx.Client
+	keys    redisx.Keys
+	now     func() time.Time
+	mux     *http.ServeMux
+	handler http.Handler
+	metrics *httpMetrics
+	views   *viewCounter
+	routes  []Route
+}
+
+// Route is one registered method and pattern, as http.ServeMux reads it.
+type Route struct {
+	Method  string
+	Pattern string
+}
+
+// ErrInvalidDeps is wrapped by New's errors.
+var ErrInvalidDeps = errors.New("httpapi: invalid dependencies")
+
+// New checks d and builds the server, registering its metrics with
+// d.Metrics. It starts the view counter's flush loop: call Close when done.
+func New(d Deps) (*Server, error) {
+	switch {
+	case d.Redis == nil:
+		return nil, fmt.Errorf("%w: Redis is required", ErrInvalidDeps)
+	case d.Users == nil || d.Scripts == nil || d.Licenses == nil:
+		return nil, fmt.Errorf("%w: Users, Scripts and Licenses are required", ErrInvalidDeps)
+	case d.Database == nil:
+		return nil, fmt.Errorf("%w: Database is required", ErrInvalidDeps)
+	case d.ViewFlushInterval < 0 || d.ViewFlushInterval > time.Second:
+		return nil, fmt.Errorf("%w: ViewFlushInterval must be at most 1s (API.md), got %s", ErrInvalidDeps, d.ViewFlushInterval)
+	case d.ReadyTimeout < 0:
+		return nil, fmt.Errorf("%w: ReadyTimeout must not be negative", ErrInvalidDeps)
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = prometheus.NewRegistry()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.ViewFlushInterval == 0 {
+		d.ViewFlushInterval = time.Second
+	}
+	if d.ReadyTimeout == 0 {
+		d.ReadyTimeout = 500 * time.Millisecond
+	}
+	s := &Server{
+		deps:    d,
+		log:     d.Logger,
+		rdb:     d.Redis,
+		keys:    d.Redis.Keys(),
+		now:     d.Now,
+		mux:     http.NewServeMux(),
+		metrics: newHTTPMetrics(),
+	}
+	s.views = newViewCounter(d.Redis, d.ViewFlushInterval, d.Logger)
+	cs := append(s.metrics.collectors(), s.views.collectors()...)
+	cs = append(cs, d.Redis.Collector())
+	for _, c := range cs {
+		if err := d.Metrics.Register(c); err != nil {
+			s.views.close(context.Background())
+			return nil, fmt.Errorf("%w: register metrics: %v", ErrInvalidDeps, err)
+		}
+	}
+	s.registerRoutes()
+	s.handler = s.observe(s.mux)
+	return s, nil
+}
+
+// ServeHTTP serves one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Routes returns every registered method and pattern, sorted: the contract
+// as the mux sees it (the OpenAPI test compares the two).
+func (s *Server) Routes() []Route {
+	out := append([]Route(nil), s.routes...)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Pattern != out[j].Pattern {
+			return out[i].Pattern < out[j].Pattern
+		}
+		return out[i].Method < out[j].Method
+	})
+	return out
+}
+
+// Close sends the view counts not yet flushed and stops the flush loop.
+// Call it after the HTTP server has drained, before closing Redis.
+func (s *Server) Close(ctx context.Context) error {
+	return s.views.close(ctx)
+}
+
+// endpoint is one method of a path.
+type endpoint struct {
+	method string
+	h      http.Handler
+}
+
+func on(method string, h http.HandlerFunc) endpoint { return endpoint{method, h} }
+
+// route registers the methods of one path, and the bare path for every
+// other method so that it gets 405 with an Allow header as problem+json
+// (the mux's own answer is text/plain).
+func (s *Server) route(path string, eps ...endpoint) {
+	allow := make([]string, 0, len(eps)+1)
+	for _, ep := range eps {
+		pattern := ep.method + " " + path
+		s.mux.Handle(pattern, routed(pattern, ep.h))
+		s.routes = append(s.routes, Route{Method: ep.method, Pattern: path})
+		allow = append(allow, ep.method)
+		if ep.method == http.MethodGet {
+			allow = append(allow, http.MethodHead)
+		}
+	}
+	allowed := strings.Join(allow, ", ")
+	s.mux.Handle(path, routed(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allowed)
+		problem.Write(w, problem.Details{Status: http.StatusMethodNotAllowed, Detail: "allowed methods: " + allowed})
+	})))
+}
+
+func (s *Server) registerRoutes() {
+	s.route("/healthz", on(http.MethodGet, s.healthz))
+	s.route("/readyz", on(http.MethodGet, s.readyz))
+	s.route("/metrics", endpoint{http.MethodGet, promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})})
+	s.route("/openapi.json", on(http.MethodGet, s.openAPI))
+
+	s.route("/api/auth/register", on(http.MethodPost, s.register))
+
+	s.route("/api/scripts", on(http.MethodGet, s.listScripts), on(http.MethodPost, s.createScript))
+	s.route("/api/scripts/{id}",
+		endpoint{http.MethodGet, s.withID("script", s.countView(http.HandlerFunc(s.getScript)))},
+		endpoint{http.MethodPut, s.withID("script", http.HandlerFunc(s.updateScript))},
+		endpoint{http.MethodDelete, s.withID("script", http.HandlerFunc(s.deleteScript))})
+	s.route("/api/scripts/{id}/stats", endpoint{http.MethodGet, s.withID("script", http.HandlerFunc(s.scriptStats))})
+	s.route("/api/users/{id}", endpoint{http.MethodGet, s.withID("user", http.HandlerFunc(s.getUser))})
+	s.route("/api/users/{id}/scripts", endpoint{http.MethodGet, s.withID("user", http.HandlerFunc(s.userScripts))})
+
+	s.mux.Handle("/", routed("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, problem.Details{Status: http.StatusNotFound, Detail: "no such endpoint"})
+	})))
+}
+
+// withID answers 404 for a malformed {id} before any cache, store or Redis
+// key sees it.
+func (s *Server) withID(what string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !theater.ValidID(r.PathValue("id")) {
+			notFound(w, what)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeJSON sends v as the response body with status.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(append(b, '\n'))
+	}
+}
+
+// private marks a response as the caller's alone: no shared cache keeps it.
+func private(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+}

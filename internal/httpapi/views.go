@@ -1,0 +1,199 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+
+	"github.com/theaterscriptpro/tsp/redisx"
+)
+
+// ViewsTTL is the lifetime of a view counter, views:script:{id}, from its
+// first count (the original guide's redisService.incr(key, 86400)).
+const ViewsTTL = 24 * time.Hour
+
+// maxPendingViews bounds the ids a flush may carry: a flood of reads of many
+// scripts while Redis is down must not grow memory without end. Counts for
+// ids beyond it are dropped and counted.
+const maxPendingViews = 100_000
+
+// flushChunk is how many counters go in one pipeline.
+const flushChunk = 1000
+
+// incrViews adds ARGV[1] to the counter and gives it its TTL on its first
+// count, in one atomic step, so no counter lives without a TTL.
+var incrViews = redisx.NewScript(`
+-- Count the views.
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+-- A new counter (no TTL yet) starts its 24 h lifetime now.
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return v`)
+
+// viewCounter counts successful script reads in memory and sends the sums
+// to Redis every interval in one pipeline, so a read, cache hits included,
+// costs no Redis round trip of its own. API.md allows counts to lag by 1 s.
+type viewCounter struct {
+	rdb      *redisx.Client
+	log      *slog.Logger
+	interval time.Duration
+
+	mu      sync.Mutex
+	pending map[string]int64
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+
+	flushed prometheus.Counter
+	dropped prometheus.Counter
+	failed  prometheus.Counter
+}
+
+func newViewCounter(rdb *redisx.Client, interval time.Duration, log *slog.Logger) *viewCounter {
+	v := &viewCounter{
+		rdb: rdb, log: log, interval: interval,
+		pending: make(map[string]int64),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		flushed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "theaterd_script_views_flushed_total",
+			Help: "Script views sent to Redis.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "theaterd_script_views_dropped_total",
+			Help: "Script views not counted because too many ids were waiting for Redis.",
+		}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "theaterd_script_view_flush_failures_total",
+			Help: "Flushes of view counts that Redis did not take; their counts are kept for the next one.",
+		}),
+	}
+	go v.loop()
+	return v
+}
+
+func (v *viewCounter) collectors() []prometheus.Collector {
+	return []prometheus.Collector{v.flushed, v.dropped, v.failed}
+}
+
+// add counts one view of script id.
+func (v *viewCounter) add(id string) { v.addN(id, 1) }
+
+func (v *viewCounter) addN(id string, n int64) {
+	v.mu.Lock()
+	if _, ok := v.pending[id]; !ok && len(v.pending) >= maxPendingViews {
+		v.mu.Unlock()
+		v.dropped.Add(float64(n))
+		return
+	}
+	v.pending[id] += n
+	v.mu.Unlock()
+}
+
+// unflushed returns the views of id counted here but not yet in Redis, so
+// this instance's own reads show in its stats at once.
+func (v *viewCounter) unflushed(id string) int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.pending[id]
+}
+
+func (v *viewCounter) loop() {
+	defer close(v.done)
+	t := time.NewTicker(v.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-v.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), v.interval)
+			v.flush(ctx)
+			cancel()
+		}
+	}
+}
+
+// flush sends every pending count. Counts Redis did not take are put back
+// for the next flush: a view is counted at least once, and a reply lost in
+// a broken connection may count it twice, which a view counter can afford.
+func (v *viewCounter) flush(ctx context.Context) {
+	v.mu.Lock()
+	if len(v.pending) == 0 {
+		v.mu.Unlock()
+		return
+	}
+	batch := v.pending
+	v.pending = make(map[string]int64, len(batch))
+	v.mu.Unlock()
+
+	ids := make([]string, 0, min(len(batch), flushChunk))
+	cmds := make([]rueidis.Completed, 0, min(len(batch), flushChunk))
+	ttl := strconv.FormatInt(ViewsTTL.Milliseconds(), 10)
+	send := func() {
+		res := v.rdb.DoMulti(ctx, cmds...)
+		for i, r := range res {
+			key := v.rdb.Keys().ScriptViews(ids[i])
+			r = incrViews.Retry(ctx, v.rdb, r, []string{key}, []string{strconv.FormatInt(batch[ids[i]], 10), ttl})
+			if err := r.Error(); err != nil {
+				v.failed.Inc()
+				v.addN(ids[i], batch[ids[i]])
+				continue
+			}
+			v.flushed.Add(float64(batch[ids[i]]))
+		}
+		ids, cmds = ids[:0], cmds[:0]
+	}
+	for id, n := range batch {
+		key := v.rdb.Keys().ScriptViews(id)
+		ids = append(ids, id)
+		cmds = append(cmds, incrViews.EvalSha([]string{key}, []string{strconv.FormatInt(n, 10), ttl}))
+		if len(cmds) == flushChunk {
+			send()
+		}
+	}
+	if len(cmds) > 0 {
+		send()
+	}
+}
+
+// close stops the loop and makes a last flush within ctx.
+func (v *viewCounter) close(ctx context.Context) error {
+	v.once.Do(func() {
+		close(v.stop)
+		<-v.done
+		v.flush(ctx)
+	})
+	return ctx.Err()
+}
+
+// forget drops the pending views of a deleted script.
+func (v *viewCounter) forget(id string) {
+	v.mu.Lock()
+	delete(v.pending, id)
+	v.mu.Unlock()
+}
+
+// countView counts a GET of a script that answered 200 or 304 (a read all
+// the same), whoever served it: the handler or the response cache.
+func (s *Server) countView(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw, ok := w.(*statusWriter)
+		if !ok {
+			sw = &statusWriter{ResponseWriter: w}
+		}
+		before := sw.status
+		next.ServeHTTP(sw, r)
+		if before == 0 && (sw.status == http.StatusOK || sw.status == http.StatusNotModified || sw.status == 0) {
+			s.views.add(r.PathValue("id"))
+		}
+	})
+}
