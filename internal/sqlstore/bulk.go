@@ -64,7 +64,7 @@ func (s *Store) CreateScripts(ctx context.Context, scripts []theater.Script) err
 					if j > 1 {
 						b.WriteString(", ")
 					}
-					b.WriteString("$" + itoa(len(args)+j))
+					b.WriteString(s.placeholder(len(args) + j))
 				}
 				b.WriteString(")")
 				args = append(args, sc.ID, sc.Title, sc.AuthorID, sc.Genre, sc.Synopsis, sc.CastMin, sc.CastMax,
@@ -83,4 +83,16 @@ func (s *Store) CreateScripts(ctx context.Context, scripts []theater.Script) err
 		}
 		return nil
 	})
+}
+
+// placeholder returns the n-th bind parameter. Everywhere else both dialects
+// share "$n", but SQLite treats "$n" as a named parameter and resolves each
+// one with a linear search while parsing: quadratic in a 2,400-parameter
+// INSERT, where it was half of the demo load's time. Its anonymous "?" is
+// positional and free.
+func (s *Store) placeholder(n int) string {
+	if s.dialect == sqliteDialect {
+		return "?"
+	}
+	return "$" + itoa(n)
 }

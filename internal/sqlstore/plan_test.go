@@ -17,7 +17,7 @@ func TestSQLiteListsUseIndexes(t *testing.T) {
 	ctx := ctxT(t)
 	tests := []struct {
 		name, where, index string
-		args                []any
+		args               []any
 	}{
 		{"all", "", "scripts_created_idx", nil},
 		{"genre", " WHERE s.genre = $1", "scripts_genre_created_idx", []any{"drama"}},

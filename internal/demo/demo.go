@@ -1,0 +1,282 @@
+// Package demo fills a store with a plausible catalogue: a few playwrights
+// and, by default, 3,000 scripts whose titles, genres and synopses come from
+// word lists. The content is deterministic (a fixed seed), so every demo
+// database looks the same and screenshots and load tests are comparable.
+// The server calls it for `theaterd -demo`:
+//
+//	st, _ := sqlstore.Open(ctx, "sqlite:./data/theater.db")
+//	res, err := demo.Load(ctx, st, 0) // 0: DefaultScripts
+//	// res.Created is false when the catalogue was already there.
+//
+// Load is idempotent: it recognises its own demo users by email and adds no
+// scripts when the first of them already has some. All scripts go in with
+// one call to the store's bulk insert, so it is one transaction and either
+// the whole catalogue is there or none of it.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/theaterscriptpro/tsp/internal/password"
+	"github.com/theaterscriptpro/tsp/internal/theater"
+)
+
+// DefaultScripts is how many scripts Load creates when asked for n <= 0.
+const DefaultScripts = 3000
+
+// MaxScripts bounds n: the bulk insert is one transaction held in memory.
+const MaxScripts = 100000
+
+// Password is the password of every demo user, so that whoever runs a demo
+// can sign in as a playwright and edit. A demo database is for showing, never
+// for production data: that is why the password may be public.
+const Password = "demo-password"
+
+// EmailDomain is the domain of every demo user's email. ".test" is reserved
+// (RFC 2606): no mail to it can reach anyone.
+const EmailDomain = "demo.theaterscriptpro.test"
+
+// Store is what Load needs; *sqlstore.Store implements it.
+type Store interface {
+	theater.UserStore
+	theater.ScriptStore
+	// CreateScripts inserts complete scripts in one transaction.
+	CreateScripts(ctx context.Context, scripts []theater.Script) error
+}
+
+// Result says what Load did.
+type Result struct {
+	// Created is true when Load inserted the catalogue, false when it found
+	// it already there.
+	Created bool
+	// Users are the demo users (playwrights, then a producer), whether just
+	// created or found.
+	Users []theater.User
+	// Scripts is how many scripts Load inserted (0 when Created is false).
+	Scripts int
+}
+
+// demoUser is one demo account.
+type demoUser struct {
+	local, name string
+	role        theater.Role
+}
+
+// users returns the demo accounts. The first is the marker Load looks for.
+func users() []demoUser {
+	return []demoUser{
+		{"ada.marlowe", "Ada Marlowe", theater.RolePlaywright},
+		{"tomas.ibsenberg", "Tomás Ibsenberg", theater.RolePlaywright},
+		{"noor.calder", "Noor Calder", theater.RolePlaywright},
+		{"kenji.sato", "Kenji Sato", theater.RolePlaywright},
+		{"maren.okafor", "Maren Okafor", theater.RolePlaywright},
+		{"producer", "Riverside Players", theater.RoleProducer},
+	}
+}
+
+// Load creates the demo users if missing and, unless the catalogue is
+// already there, n scripts (n <= 0 means DefaultScripts) spread over the
+// playwrights.
+func Load(ctx context.Context, st Store, n int) (Result, error) {
+	if n <= 0 {
+		n = DefaultScripts
+	}
+	if n > MaxScripts {
+		return Result{}, theater.Invalid("n", fmt.Sprintf("must be at most %d", MaxScripts))
+	}
+	var res Result
+	hash := "" // hashed at most once: one argon2id costs tens of milliseconds
+	for _, du := range users() {
+		u, err := ensureUser(ctx, st, du, &hash)
+		if err != nil {
+			return Result{}, fmt.Errorf("demo user %s: %w", du.local, err)
+		}
+		res.Users = append(res.Users, u)
+	}
+	marker := res.Users[0]
+	if _, total, err := st.ListScripts(ctx, theater.ScriptFilter{AuthorID: marker.ID, Limit: 1}); err != nil {
+		return Result{}, fmt.Errorf("look for the demo catalogue: %w", err)
+	} else if total > 0 {
+		return res, nil
+	}
+	var authors []theater.User
+	for _, u := range res.Users {
+		if u.Role == theater.RolePlaywright {
+			authors = append(authors, u)
+		}
+	}
+	scripts := Scripts(n, authors)
+	if err := st.CreateScripts(ctx, scripts); err != nil {
+		return Result{}, fmt.Errorf("insert demo scripts: %w", err)
+	}
+	res.Created, res.Scripts = true, len(scripts)
+	return res, nil
+}
+
+// ensureUser returns the demo user, creating it if it does not exist. A
+// concurrent Load creating it first (ECONFLICT) is not an error. *hash is the
+// hash of Password, made on first need and shared by all demo users.
+func ensureUser(ctx context.Context, st Store, du demoUser, hash *string) (theater.User, error) {
+	email := du.local + "@" + EmailDomain
+	u, _, err := st.UserByEmail(ctx, email)
+	if err == nil {
+		return u, nil
+	}
+	if theater.ErrorCode(err) != theater.ENOTFOUND {
+		return theater.User{}, err
+	}
+	if *hash == "" {
+		if *hash, err = password.Hash(Password); err != nil {
+			return theater.User{}, err
+		}
+	}
+	u, err = st.CreateUser(ctx, theater.NewUser{Email: email, Password: Password, Name: du.name, Role: du.role}, *hash)
+	if theater.ErrorCode(err) == theater.ECONFLICT {
+		u, _, err = st.UserByEmail(ctx, email)
+	}
+	return u, err
+}
+
+// epoch is when the demo catalogue starts: script i was "published" a few
+// hours after script i-1, so lists have a stable, plausible order.
+func epoch() time.Time { return time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC) }
+
+// Scripts returns n deterministic scripts by authors (round-robin), with
+// fresh ids. The same n gives the same titles, genres, synopses, casts,
+// durations, languages and timestamps every time.
+func Scripts(n int, authors []theater.User) []theater.Script {
+	if len(authors) == 0 || n <= 0 {
+		return nil
+	}
+	r := rand.New(rand.NewPCG(0x7e47e5, 0xc4a1095))
+	genres := theater.Genres()
+	out := make([]theater.Script, n)
+	t := epoch()
+	for i := range out {
+		t = t.Add(time.Duration(60+r.IntN(360)) * time.Minute)
+		castMin := 1 + r.IntN(8)
+		a := authors[i%len(authors)]
+		out[i] = theater.Script{
+			ID:              theater.NewID(),
+			Title:           title(r),
+			AuthorID:        a.ID,
+			AuthorName:      a.Name,
+			Genre:           genres[r.IntN(len(genres))],
+			Synopsis:        synopsis(r),
+			CastMin:         castMin,
+			CastMax:         castMin + r.IntN(16),
+			DurationMinutes: 30 + 5*r.IntN(31), // 30 to 180
+			Language:        pick(r, languages()),
+			CreatedAt:       t,
+			UpdatedAt:       t,
+		}
+	}
+	return out
+}
+
+func pick(r *rand.Rand, words []string) string { return words[r.IntN(len(words))] }
+
+func title(r *rand.Rand) string {
+	switch r.IntN(6) {
+	case 0:
+		return "The " + pick(r, adjectives()) + " " + pick(r, nouns())
+	case 1:
+		return "The " + pick(r, nouns()) + " of " + pick(r, places())
+	case 2:
+		return article(pick(r, nouns())) + " in " + pick(r, seasons())
+	case 3:
+		return pick(r, firstNames()) + "'s " + pick(r, nouns())
+	case 4:
+		return pick(r, adjectives()) + " " + pick(r, plurals())
+	default:
+		return "After the " + pick(r, nouns())
+	}
+}
+
+// article prefixes w with "A" or "An" (by its first letter; good enough
+// for the word lists here).
+func article(w string) string {
+	if strings.ContainsRune("AEIOUaeiou", rune(w[0])) {
+		return "An " + w
+	}
+	return "A " + w
+}
+
+func synopsis(r *rand.Rand) string {
+	var b strings.Builder
+	who := pick(r, firstNames())
+	fmt.Fprintf(&b, "%s, %s, %s %s in %s.", who, pick(r, roles()), pick(r, verbs()), pick(r, objects()), pick(r, places()))
+	fmt.Fprintf(&b, " When %s %s, %s must %s.", pick(r, firstNames()), pick(r, complications()), who, pick(r, choices()))
+	if r.IntN(2) == 0 {
+		fmt.Fprintf(&b, " %s play for %s.", article(strings.ToLower(pick(r, adjectives()))), pick(r, audiences()))
+	}
+	return b.String()
+}
+
+// The word lists are functions, not package variables: nothing can change
+// them, and the demo's output depends on nothing but the seed.
+
+func adjectives() []string {
+	return []string{"Silent", "Crimson", "Last", "Paper", "Winter", "Hollow", "Burning", "Quiet", "Glass", "Forgotten",
+		"Wandering", "Salt", "Iron", "Midnight", "Borrowed", "Distant", "Little", "Velvet", "Broken", "Golden"}
+}
+
+func nouns() []string {
+	return []string{"Lighthouse", "Orchard", "Ferry", "Inheritance", "Ballroom", "Harbour", "Understudy", "Telegram",
+		"Garden", "Archive", "Wedding", "Circus", "Rehearsal", "Crossing", "Lantern", "Mirror", "Season", "Tenant"}
+}
+
+func plurals() []string {
+	return []string{"Neighbours", "Sisters", "Strangers", "Hours", "Rivers", "Tenants", "Promises", "Ghosts", "Voices"}
+}
+
+func places() []string {
+	return []string{"a fishing village", "Vienna", "the last station", "a boarding house", "Lagos", "the old theatre",
+		"a mountain hotel", "Lisbon", "a border town", "the island", "Kyoto", "a small bakery", "Montreal"}
+}
+
+func seasons() []string {
+	return []string{"Spring", "Summer", "Autumn", "Winter", "August", "the Rain", "the Fog"}
+}
+
+func firstNames() []string {
+	return []string{"Ada", "Bram", "Chiara", "Dmitri", "Esme", "Farid", "Greta", "Hugo", "Ines", "Jonah", "Kiri",
+		"Leopold", "Mira", "Nikolai", "Odile", "Pavel", "Rosa", "Soren", "Tova", "Yusuf"}
+}
+
+func roles() []string {
+	return []string{"a retired actress", "a ferry captain", "a young lawyer", "an exiled poet", "a night nurse",
+		"a failing magician", "a schoolteacher", "a widowed baker", "a stage manager", "a census clerk"}
+}
+
+func verbs() []string {
+	return []string{"inherits", "discovers", "hides", "loses", "rebuilds", "sells", "rehearses", "searches for"}
+}
+
+func objects() []string {
+	return []string{"a crumbling theatre", "a stolen letter", "her mother's diary", "the family farm",
+		"a forbidden song", "an empty lighthouse", "a box of photographs", "the wrong suitcase"}
+}
+
+func complications() []string {
+	return []string{"returns after twenty years", "announces a wedding", "is elected mayor", "goes missing",
+		"confesses to a crime", "buys the house next door", "falls ill", "arrives with a secret"}
+}
+
+func choices() []string {
+	return []string{"choose between loyalty and love", "tell the truth at last", "stage one final performance",
+		"leave before the tide turns", "forgive an old enemy", "keep the family together"}
+}
+
+func audiences() []string {
+	return []string{"small casts", "school groups", "touring companies", "studio theatres", "festival stages"}
+}
+
+func languages() []string {
+	// Mostly English, as most of the catalogue would be.
+	return []string{"en", "en", "en", "en", "en", "en", "fr", "de", "es", "pt-BR", "it", "nl"}
+}
