@@ -5,7 +5,15 @@
 // is missing: the test fails and says what to install.
 //
 // It also starts throwaway servers (StartServer) that a fault test may stop,
-// pause (SIGSTOP) or restart on the same port.
+// pause (SIGSTOP) or restart on the same port, a 3+3-node Redis Cluster
+// (StartCluster) and a Sentinel group (StartSentinel) whose master a test
+// may kill.
+//
+// REDIS_TEST_TOPOLOGY=cluster or =sentinel runs every suite that uses
+// Config, Client or Connect on one cluster or Sentinel group started once
+// per test binary instead (the default is standalone):
+//
+//	REDIS_TEST_TOPOLOGY=cluster go test ./redisx/ ./session/
 //
 //	func TestX(t *testing.T) {
 //		rdb := redistest.Client(t) // keys under a prefix of its own, deleted at the end
@@ -39,9 +47,20 @@ var shared struct {
 }
 
 // Config returns a Config for the shared test Redis with a key prefix that
-// belongs to this test alone.
+// belongs to this test alone. The shared Redis is a standalone server, or
+// the cluster or Sentinel group that REDIS_TEST_TOPOLOGY names.
 func Config(tb testing.TB) redisx.Config {
 	tb.Helper()
+	topo, err := Topology()
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	switch topo {
+	case TopologyCluster:
+		return SharedCluster(tb).Config(tb)
+	case TopologySentinel:
+		return SharedSentinel(tb).Config(tb)
+	}
 	shared.once.Do(func() { shared.cfg, shared.err = findRedis() })
 	if shared.err != nil {
 		tb.Fatalf("redistest: no Redis for tests: %v (%s)", shared.err, installHint)
@@ -96,27 +115,26 @@ func Connect(tb testing.TB, cfg redisx.Config) *redisx.Client {
 	return c
 }
 
-// Keys lists the keys under c's prefix, with SCAN. For assertions in tests
-// (every key has a TTL, no raw token stored); never used by the service.
+// Keys lists the keys under c's prefix, with SCAN on every master (one
+// server standalone, the current master with Sentinel, each master of a
+// cluster). For assertions in tests (every key has a TTL, no raw token
+// stored); never used by the service.
 func Keys(tb testing.TB, c *redisx.Client) []string {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var keys []string
-	var cursor uint64
-	for {
-		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(c.Keys().Prefix()+"*").Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			tb.Fatalf("redistest: scan: %v", err)
-		}
-		keys = append(keys, e.Elements...)
-		if cursor = e.Cursor; cursor == 0 {
-			return keys
-		}
+	err := scanMasters(ctx, c, func(_ string, batch []string) error {
+		keys = append(keys, batch...)
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("redistest: scan: %v", err)
 	}
+	return keys
 }
 
-// DeleteKeys removes every key under c's prefix.
+// DeleteKeys removes every key under c's prefix, on every master.
 func DeleteKeys(tb testing.TB, c *redisx.Client) {
 	tb.Helper()
 	if !c.Connected() {
@@ -124,19 +142,11 @@ func DeleteKeys(tb testing.TB, c *redisx.Client) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var cursor uint64
-	for {
-		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(c.Keys().Prefix()+"*").Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			return // Redis may be stopped on purpose by the test
-		}
-		if len(e.Elements) > 0 {
-			_, _ = c.Delete(ctx, e.Elements...)
-		}
-		if cursor = e.Cursor; cursor == 0 {
-			return
-		}
-	}
+	// Errors are ignored: Redis may be stopped on purpose by the test.
+	_ = scanMasters(ctx, c, func(_ string, batch []string) error {
+		_, err := c.Delete(ctx, batch...)
+		return err
+	})
 }
 
 // findRedis picks the shared server: REDIS_URL, else localhost:6379, else a
