@@ -23,5 +23,5 @@ type leaser struct{}
 func newLeaser(*Limiter) *leaser { return &leaser{} }
 
 func (*leaser) take(context.Context, string, int) (Decision, bool) { return Decision{}, false }
-func (*leaser) refund(Decision)                                  {}
-func (*leaser) drop(string)                                      {}
+func (*leaser) refund(Decision)                                    {}
+func (*leaser) drop(string)                                        {}

@@ -708,7 +708,9 @@ func (l *Limiter) failed(key string, cost int, err error) Decision {
 
 // Refund gives back what an admitted decision charged, as "skip
 // successful" and "skip failed" do after the response. It does nothing for
-// refusals and decisions not charged in Redis. It costs one round trip.
+// refusals and decisions not charged. Refund a decision at most once: a
+// sliding-window bucket cannot tell whose units it gives back. It costs
+// one round trip.
 func (l *Limiter) Refund(ctx context.Context, d Decision) error {
 	if l.off || !d.Allowed || d.cost == 0 {
 		return nil
