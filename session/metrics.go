@@ -1,0 +1,67 @@
+package session
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are per Store, never package variables; the caller registers
+// them with Collector. No label ever carries a token, a user or an id.
+type metrics struct {
+	created   prometheus.Counter
+	lookups   *prometheus.CounterVec
+	touches   prometheus.Counter
+	rotations prometheus.Counter
+	revoked   *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		created: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "session_created_total",
+			Help: "Sessions created (sign-ins).",
+		}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "session_lookups_total",
+			Help: "Session lookups by result: ok, not_found (unknown, expired, revoked), malformed (never sent to Redis), unavailable, error.",
+		}, []string{"result"}),
+		touches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "session_touch_writes_total",
+			Help: "Lookups that moved the idle expiry (at most one per session per touch interval).",
+		}),
+		rotations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "session_rotations_total",
+			Help: "Sessions moved to a new token.",
+		}),
+		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "session_revocations_total",
+			Help: "Sessions ended before their time, by reason: delete (logout), delete_all, delete_by_id, evicted (over the per-user limit).",
+		}, []string{"reason"}),
+	}
+	// Every series exists from the start, so rates work before the first event.
+	for _, r := range []string{"ok", "not_found", "malformed", "unavailable", "error"} {
+		m.lookups.WithLabelValues(r)
+	}
+	for _, r := range []string{"delete", "delete_all", "delete_by_id", "evicted"} {
+		m.revoked.WithLabelValues(r)
+	}
+	return m
+}
+
+// Collector returns the store's Prometheus metrics as one collector, for
+// the caller to register: reg.MustRegister(store.Collector()).
+func (s *Store) Collector() prometheus.Collector {
+	m := s.metrics
+	return collectors{m.created, m.lookups, m.touches, m.rotations, m.revoked}
+}
+
+type collectors []prometheus.Collector
+
+func (cs collectors) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range cs {
+		c.Describe(ch)
+	}
+}
+
+func (cs collectors) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range cs {
+		c.Collect(ch)
+	}
+}

@@ -1,0 +1,419 @@
+package session
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/theaterscriptpro/tsp/redisx"
+)
+
+// Store keeps sessions in Redis. It is safe for concurrent use; make one
+// with NewStore and share it.
+type Store struct {
+	rdb     *redisx.Client
+	keys    redisx.Keys
+	cfg     Config
+	idle    string // IdleTimeout in ms, as the scripts take it
+	abs     string
+	touch   string
+	max     string
+	metrics *metrics
+}
+
+// NewStore validates cfg and returns a Store on rdb.
+func NewStore(rdb *redisx.Client, cfg Config) (*Store, error) {
+	if rdb == nil {
+		return nil, fmt.Errorf("%w: nil Redis client", ErrInvalidConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Store{
+		rdb:     rdb,
+		keys:    rdb.Keys(),
+		cfg:     cfg,
+		idle:    msString(cfg.IdleTimeout),
+		abs:     msString(cfg.AbsoluteTimeout),
+		touch:   msString(cfg.TouchInterval),
+		max:     strconv.Itoa(cfg.MaxPerUser),
+		metrics: newMetrics(),
+	}, nil
+}
+
+func msString(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// Config returns the store's configuration with defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
+// The keys of one user's sessions, all under the user's hash tag.
+func (s *Store) sessionKey(userID, hash string) string {
+	return s.keys.Tagged("session", userID, hash)
+}
+func (s *Store) indexKey(userID string) string { return s.keys.Tagged("sessions:user", userID) }
+func (s *Store) epochKey(userID string) string { return s.keys.Tagged("sessions:epoch", userID) }
+
+// sessionPrefix is sessionKey without the hash, for scripts that reach
+// sessions through the index: an empty suffix escapes to nothing, so
+// sessionPrefix(u)+h == sessionKey(u, h) (hashes are hex, never escaped).
+func (s *Store) sessionPrefix(userID string) string { return s.keys.Tagged("session", userID, "") }
+
+// now is the scripts' first argument: the test clock in ms, or "0" for
+// Redis TIME.
+func (s *Store) now() string {
+	if s.cfg.Now == nil {
+		return "0"
+	}
+	return strconv.FormatInt(s.cfg.Now().UnixMilli(), 10)
+}
+
+// Create starts a new session for ns.UserID and returns its token, the
+// only place the token ever appears: Redis keeps its SHA-256 alone. When
+// the user already has MaxPerUser live sessions, the one nearest its idle
+// expiry ends. One round trip.
+func (s *Store) Create(ctx context.Context, ns NewSession) (token string, _ Session, err error) {
+	if !ValidUserID(ns.UserID) {
+		return "", Session{}, fmt.Errorf("%w: UserID: 1 to %d characters of [A-Za-z0-9_-]", ErrInvalid, MaxUserIDLen)
+	}
+	d, err := checkData(ns.Email, ns.Role, ns.UserAgent, ns.IP, ns.Attrs)
+	if err != nil {
+		return "", Session{}, err
+	}
+	token, hash := mintToken(ns.UserID)
+	id := newID()
+	res := createScript.Run(ctx, s.rdb,
+		[]string{s.sessionKey(ns.UserID, hash), s.indexKey(ns.UserID), s.epochKey(ns.UserID)},
+		[]string{s.now(), hash, s.idle, s.abs, s.max, s.sessionPrefix(ns.UserID), id, d.email, d.role, d.ua, d.ip, d.attrs})
+	arr, err := res.ToArray()
+	if err != nil {
+		return "", Session{}, s.fail("create", err)
+	}
+	if len(arr) != 2 {
+		return "", Session{}, fmt.Errorf("session: create: unexpected reply")
+	}
+	nowMS, err1 := arr[0].ToString()
+	evicted, err2 := arr[1].AsInt64()
+	created, err3 := strconv.ParseInt(nowMS, 10, 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return "", Session{}, fmt.Errorf("session: create: unexpected reply: %w", err)
+	}
+	s.metrics.created.Inc()
+	if evicted > 0 {
+		s.metrics.revoked.WithLabelValues("evicted").Add(float64(evicted))
+	}
+	at := time.UnixMilli(created)
+	ae := at.Add(s.cfg.AbsoluteTimeout)
+	return token, Session{
+		ID: id, UserID: ns.UserID, Email: d.email, Role: d.role,
+		CreatedAt: at, LastSeenAt: at, IdleExpiresAt: minTime(at.Add(s.cfg.IdleTimeout), ae), ExpiresAt: ae,
+		UserAgent: d.ua, IP: d.ip, Attrs: decodeAttrs(d.attrs), version: "0",
+	}, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// Get returns the live session token names, without counting it as
+// activity. A malformed, unknown, expired or revoked token is ErrNotFound,
+// and is not sent to Redis if malformed. One round trip.
+func (s *Store) Get(ctx context.Context, token string) (Session, error) {
+	return s.load(ctx, token, false)
+}
+
+// Touch is Get that counts as activity: when the last write is older than
+// TouchInterval it moves LastSeenAt to now and the idle expiry forward
+// (never past ExpiresAt), in the same script. One round trip either way.
+func (s *Store) Touch(ctx context.Context, token string) (Session, error) {
+	return s.load(ctx, token, true)
+}
+
+func (s *Store) load(ctx context.Context, token string, touch bool) (Session, error) {
+	userID, hash, ok := parseToken(token)
+	if !ok {
+		s.metrics.lookups.WithLabelValues("malformed").Inc()
+		return Session{}, ErrNotFound
+	}
+	flag := "0"
+	if touch {
+		flag = "1"
+	}
+	res := loadScript.Run(ctx, s.rdb,
+		[]string{s.sessionKey(userID, hash), s.indexKey(userID), s.epochKey(userID)},
+		[]string{s.now(), hash, flag, s.touch, s.idle})
+	sess, wrote, err := s.decodeReply(res, userID)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			s.metrics.lookups.WithLabelValues("not_found").Inc()
+			return Session{}, err
+		}
+		s.metrics.lookups.WithLabelValues(failKind(err)).Inc()
+		return Session{}, s.fail("get", err)
+	}
+	s.metrics.lookups.WithLabelValues("ok").Inc()
+	if wrote {
+		s.metrics.touches.Inc()
+	}
+	return sess, nil
+}
+
+// decodeReply turns a script's session reply into a Session; a nil reply
+// is ErrNotFound.
+func (s *Store) decodeReply(res rueidis.RedisResult, userID string) (Session, bool, error) {
+	arr, err := res.ToArray()
+	if redisx.IsNil(err) {
+		return Session{}, false, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, false, err
+	}
+	sess, err := decodeFields(arr, userID)
+	if err != nil {
+		return Session{}, false, err
+	}
+	var wrote bool
+	if len(arr) > fieldWrote {
+		n, _ := arr[fieldWrote].AsInt64()
+		wrote = n == 1
+	}
+	return sess, wrote, nil
+}
+
+// decodeFields reads the hmget array of the scripts.
+func decodeFields(arr []rueidis.RedisMessage, userID string) (Session, error) {
+	if len(arr) < fieldWrote {
+		return Session{}, fmt.Errorf("session: unexpected reply of %d fields", len(arr))
+	}
+	var f [fieldWrote]string
+	for i := range f {
+		if arr[i].IsNil() {
+			continue
+		}
+		v, err := arr[i].ToString()
+		if err != nil {
+			return Session{}, fmt.Errorf("session: field %d: %w", i, err)
+		}
+		f[i] = v
+	}
+	ts := func(i int) (time.Time, error) {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("session: field %d is not a time", i)
+		}
+		return time.UnixMilli(n), nil
+	}
+	ca, e1 := ts(fieldCreated)
+	ls, e2 := ts(fieldLastSeen)
+	ie, e3 := ts(fieldIdleExp)
+	ae, e4 := ts(fieldAbsExp)
+	if err := errors.Join(e1, e2, e3, e4); err != nil {
+		return Session{}, err
+	}
+	return Session{
+		ID: f[fieldID], UserID: userID, Email: f[fieldEmail], Role: f[fieldRole],
+		CreatedAt: ca, LastSeenAt: ls, IdleExpiresAt: ie, ExpiresAt: ae,
+		UserAgent: f[fieldUserAgent], IP: f[fieldIP], Attrs: decodeAttrs(f[fieldAttrs]),
+		version: f[fieldVersion],
+	}, nil
+}
+
+// maxUpdateTries bounds Update's compare-and-set loop.
+const maxUpdateTries = 8
+
+// Update reads the session, lets fn change it, and writes the change only
+// if the session is still alive and unchanged since the read (else it
+// reads again, up to 8 times, then ErrConflict). fn may change Email,
+// Role, UserAgent, IP and Attrs; other fields are the store's and changes
+// to them are ignored. fn may run more than once. A session deleted,
+// rotated or revoked meanwhile is never written, so never brought back:
+// Update returns ErrNotFound. Two round trips.
+func (s *Store) Update(ctx context.Context, token string, fn func(*Session)) (Session, error) {
+	userID, hash, ok := parseToken(token)
+	if !ok {
+		return Session{}, ErrNotFound
+	}
+	for range maxUpdateTries {
+		cur, err := s.Get(ctx, token)
+		if err != nil {
+			return Session{}, err
+		}
+		next := cur
+		next.Attrs = cloneMap(cur.Attrs)
+		fn(&next)
+		d, err := checkData(next.Email, next.Role, next.UserAgent, next.IP, next.Attrs)
+		if err != nil {
+			return Session{}, err
+		}
+		n, err := updateScript.Run(ctx, s.rdb,
+			[]string{s.sessionKey(userID, hash), s.epochKey(userID)},
+			[]string{s.now(), cur.version, d.email, d.role, d.ua, d.ip, d.attrs}).AsInt64()
+		if err != nil {
+			return Session{}, s.fail("update", err)
+		}
+		switch n {
+		case 1:
+			v, _ := strconv.ParseInt(cur.version, 10, 64)
+			cur.Email, cur.Role, cur.UserAgent, cur.IP, cur.Attrs = d.email, d.role, d.ua, d.ip, decodeAttrs(d.attrs)
+			cur.version = strconv.FormatInt(v+1, 10)
+			return cur, nil
+		case -1:
+			return Session{}, ErrNotFound
+		}
+	}
+	return Session{}, ErrConflict
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Delete ends the session token names (logout). Deleting a session that
+// is not there is not an error. One round trip.
+func (s *Store) Delete(ctx context.Context, token string) error {
+	userID, hash, ok := parseToken(token)
+	if !ok {
+		return nil
+	}
+	n, err := deleteScript.Run(ctx, s.rdb,
+		[]string{s.sessionKey(userID, hash), s.indexKey(userID)},
+		[]string{s.now(), hash}).AsInt64()
+	if err != nil {
+		return s.fail("delete", err)
+	}
+	if n > 0 {
+		s.metrics.revoked.WithLabelValues("delete").Inc()
+	}
+	return nil
+}
+
+// DeleteAll ends every session of userID (the original guide's
+// deleteUserSessions) except the one exceptToken names, if it is the
+// user's and alive ("sign out everywhere else"); pass "" to end them all.
+// It bumps the user's epoch first, so sessions the index may have missed
+// are dead too. It returns how many sessions it deleted. One round trip.
+func (s *Store) DeleteAll(ctx context.Context, userID, exceptToken string) (int, error) {
+	if !ValidUserID(userID) {
+		return 0, nil // no such user can own a session
+	}
+	keys := []string{s.indexKey(userID), s.epochKey(userID)}
+	keepHash := ""
+	if exceptUser, h, ok := parseToken(exceptToken); ok &&
+		subtle.ConstantTimeCompare([]byte(exceptUser), []byte(userID)) == 1 {
+		keepHash = h
+		keys = append(keys, s.sessionKey(userID, h))
+	}
+	n, err := deleteAllScript.Run(ctx, s.rdb, keys,
+		[]string{s.now(), s.sessionPrefix(userID), keepHash, s.abs}).AsInt64()
+	if err != nil {
+		return 0, s.fail("delete all", err)
+	}
+	s.metrics.revoked.WithLabelValues("delete_all").Add(float64(n))
+	return int(n), nil
+}
+
+// DeleteByID ends the session of userID whose public id is sessionID
+// (DELETE /api/sessions/{id}); it reports whether there was one. Only the
+// user's own sessions are looked at. One round trip.
+func (s *Store) DeleteByID(ctx context.Context, userID, sessionID string) (bool, error) {
+	if !ValidUserID(userID) || !ValidID(sessionID) {
+		return false, nil
+	}
+	n, err := deleteByIDScript.Run(ctx, s.rdb, []string{s.indexKey(userID)},
+		[]string{s.now(), s.sessionPrefix(userID), sessionID}).AsInt64()
+	if err != nil {
+		return false, s.fail("delete by id", err)
+	}
+	if n > 0 {
+		s.metrics.revoked.WithLabelValues("delete_by_id").Inc()
+	}
+	return n > 0, nil
+}
+
+// List returns the live sessions of userID, most recently seen first. Its
+// cost is linear in that user's sessions alone (at most MaxPerUser plus
+// the dead it removes from the index on the way). One round trip.
+func (s *Store) List(ctx context.Context, userID string) ([]Session, error) {
+	if !ValidUserID(userID) {
+		return nil, nil
+	}
+	arr, err := listScript.Run(ctx, s.rdb,
+		[]string{s.indexKey(userID), s.epochKey(userID)},
+		[]string{s.now(), s.sessionPrefix(userID)}).ToArray()
+	if err != nil {
+		return nil, s.fail("list", err)
+	}
+	out := make([]Session, 0, len(arr))
+	for _, m := range arr {
+		fields, err := m.ToArray()
+		if err != nil {
+			return nil, fmt.Errorf("session: list: %w", err)
+		}
+		sess, err := decodeFields(fields, userID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sess)
+	}
+	slices.SortFunc(out, func(a, b Session) int { return b.LastSeenAt.Compare(a.LastSeenAt) })
+	return out, nil
+}
+
+// Rotate gives the session token names a new token and ends the old one
+// in the same atomic step: same ID, creation, absolute expiry and data;
+// the index entry is swapped. Rotation counts as activity, but the idle
+// expiry never passes ExpiresAt. Use it when privileges change. One round
+// trip.
+func (s *Store) Rotate(ctx context.Context, token string) (newToken string, _ Session, err error) {
+	userID, oldHash, ok := parseToken(token)
+	if !ok {
+		return "", Session{}, ErrNotFound
+	}
+	next, newHash := mintToken(userID)
+	res := rotateScript.Run(ctx, s.rdb,
+		[]string{s.sessionKey(userID, oldHash), s.sessionKey(userID, newHash), s.indexKey(userID), s.epochKey(userID)},
+		[]string{s.now(), oldHash, newHash, s.idle})
+	sess, _, err := s.decodeReply(res, userID)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return "", Session{}, err
+		}
+		return "", Session{}, s.fail("rotate", err)
+	}
+	s.metrics.rotations.Inc()
+	return next, sess, nil
+}
+
+// fail wraps a Redis failure without its text reaching a client: callers
+// get ErrUnavailable (errors.Is) or a generic store error.
+func (s *Store) fail(op string, err error) error {
+	switch {
+	case errors.Is(err, redisx.ErrUnavailable):
+		return fmt.Errorf("session: %s: %w", op, err)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return fmt.Errorf("session: %s: %w: %w", op, redisx.ErrUnavailable, err)
+	}
+	return fmt.Errorf("session: %s: %w", op, err)
+}
+
+func failKind(err error) string {
+	if errors.Is(err, redisx.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return "unavailable"
+	}
+	return "error"
+}
