@@ -1,0 +1,34 @@
+// Package httpcache is the HTTP response cache of Theater Script Pro:
+// per-route middleware that stores whole responses in Redis (through
+// redisx), and invalidation by tags that never scans the keyspace. It is
+// the original guide's cache({ttl, keyGenerator}) and
+// invalidateCache(['scripts:*', 'script:*']), made safe by default.
+//
+//	hc, err := httpcache.New(rdb, httpcache.Config{CredentialCookies: []string{"tsp_session"}})
+//	if err != nil { ... }
+//	defer hc.Close()
+//	reg.MustRegister(hc.Collector())
+//
+//	mux.Handle("GET /api/scripts/{id}", hc.Middleware(httpcache.Route{
+//		TTL: 10 * time.Minute, Key: httpcache.Resource("script", "id"), Public: true,
+//	})(getScript))
+//	mux.Handle("PUT /api/scripts/{id}",
+//		hc.InvalidatePatternsMiddleware("script:{id}", "scripts:*")(updateScript))
+//
+// A hit costs one Redis round trip (one GET) and replays the stored status,
+// headers and body byte for byte, with X-Cache, Cache-Status (RFC 9211),
+// Age and a strong ETag; If-None-Match gets 304. A miss runs the handler
+// once per key across all instances while the others wait for its entry.
+//
+// Safe defaults: only 200 responses are stored (Route.Statuses adds
+// others); never one that sets a cookie or says private, no-store or
+// no-cache, nor one answering a request with credentials (unless the route
+// is Public or PerUser). Unkeyed inputs cannot change what is stored: the
+// handler of a storable request does not see query parameters outside the
+// key, X-Forwarded-Host and the like (UnkeyedHeaders), or conditional
+// headers. Client Cache-Control is ignored unless the route allows it.
+//
+// When Redis is down requests pass through to the handler within
+// Config.LookupTimeout with X-Cache: BYPASS; the cache never answers with
+// an error of its own.
+package httpcache
