@@ -123,7 +123,9 @@ func (cfg Config) withDefaults() Config {
 }
 
 // Validate reports the first problem with cfg, wrapping ErrInvalidConfig.
-// The message names the field and never contains the password.
+// The message names the field and what is wrong; it never repeats a
+// value that could hold a secret (not the password, nor an address, which
+// a mistyped URL can fill with part of the password).
 func (cfg Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
@@ -131,16 +133,16 @@ func (cfg Config) Validate() error {
 	if cfg.Cluster && cfg.SentinelMaster != "" {
 		return bad("Cluster and SentinelMaster are mutually exclusive")
 	}
-	for _, a := range cfg.Addrs {
+	for i, a := range cfg.Addrs {
 		if err := checkAddr(a); err != nil {
-			return bad("address %q: %v", a, err)
+			return bad("Addrs[%d]: %v", i, err)
 		}
 	}
 	if !cfg.Cluster && cfg.SentinelMaster == "" && len(cfg.Addrs) > 1 {
-		return bad("a standalone server takes one address, got %d", len(cfg.Addrs))
+		return bad("a standalone server takes one address, got %d (set Cluster or SentinelMaster for more)", len(cfg.Addrs))
 	}
-	if cfg.DB < 0 || cfg.DB > 1<<16 {
-		return bad("DB %d out of range", cfg.DB)
+	if cfg.DB < 0 || cfg.DB > maxDB {
+		return bad("DB must be from 0 to %d", maxDB)
 	}
 	if cfg.Cluster && cfg.DB != 0 {
 		return bad("Redis Cluster has only database 0, got DB %d", cfg.DB)
@@ -148,20 +150,38 @@ func (cfg Config) Validate() error {
 	if err := checkKeyPrefix(cfg.KeyPrefix); err != nil {
 		return bad("KeyPrefix: %v", err)
 	}
-	for name, d := range map[string]time.Duration{
-		"DialTimeout": cfg.DialTimeout, "CommandTimeout": cfg.CommandTimeout, "BreakerOpenFor": cfg.BreakerOpenFor,
-	} {
-		if d < 0 {
-			return bad("%s must not be negative, got %s", name, d)
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"DialTimeout", cfg.DialTimeout}, {"CommandTimeout", cfg.CommandTimeout}, {"BreakerOpenFor", cfg.BreakerOpenFor}} {
+		if d.d < 0 {
+			return bad("%s must not be negative", d.name)
 		}
 	}
 	if cfg.LocalCacheBytes < 0 {
 		return bad("LocalCacheBytes must not be negative")
 	}
-	if strings.ContainsAny(cfg.SentinelMaster, " \t\r\n") {
-		return bad("SentinelMaster %q contains white space", cfg.SentinelMaster)
+	if cfg.SentinelMaster != "" && !printableNoSpace(cfg.SentinelMaster) {
+		return bad("SentinelMaster must be printable ASCII without white space")
+	}
+	if cfg.ClientName != "" && !printableNoSpace(cfg.ClientName) {
+		// Redis refuses such a CLIENT SETNAME, and every connection would fail.
+		return bad("ClientName must be printable ASCII without white space")
 	}
 	return nil
+}
+
+// maxDB bounds Config.DB: Redis's default is 16 databases, and no
+// deployment has more than this.
+const maxDB = 1 << 16
+
+func printableNoSpace(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func checkAddr(a string) error {
@@ -169,8 +189,15 @@ func checkAddr(a string) error {
 	if err != nil {
 		return fmt.Errorf("want host:port")
 	}
-	if host == "" || strings.ContainsAny(host, " \t\r\n/@") {
+	if host == "" || len(host) > 253 {
 		return fmt.Errorf("bad host")
+	}
+	for i := 0; i < len(host); i++ {
+		// Host names, IPv4, and IPv6 (with a %zone) only.
+		c := host[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_' || c == ':' || c == '%') {
+			return fmt.Errorf("bad host")
+		}
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 {
@@ -185,7 +212,7 @@ func checkKeyPrefix(p string) error {
 	}
 	for i := 0; i < len(p); i++ {
 		if !safeKeyByte(p[i]) {
-			return fmt.Errorf("character %q is not allowed (letters, digits and -_.:/@+= only)", p[i])
+			return fmt.Errorf("byte %d is not allowed (letters, digits and -_.:/@+=&,!~#$();<>|^`'\" only)", i)
 		}
 	}
 	return nil
@@ -207,24 +234,31 @@ func DefaultRetryStrategy(attempt int) time.Duration {
 }
 
 // ParseURL reads a redis:// or rediss:// URL
-// (redis://[user:pass@]host:port/db) into a Config. Errors never contain the
-// password.
+// (redis://[[user]:pass@]host[:port][/db]) into a Config: "rediss" turns on
+// TLS, the port defaults to 6379, the database to 0 (also ?db=N), and
+// redis://secret@host (user info with no colon) is a password alone, as
+// redis-cli reads it. A password with '@', '/', '?', '#' or ':' must be
+// percent-encoded. Errors name what is wrong but never contain any part of
+// the URL, since a mistyped URL can spread the password anywhere in it.
 func ParseURL(raw string) (Config, error) {
 	var cfg Config
+	bad := func(what string) (Config, error) {
+		return Config{}, fmt.Errorf("%w: URL: %s", ErrInvalidConfig, what)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Error would echo the URL, password included.
-		return cfg, fmt.Errorf("%w: not a URL", ErrInvalidConfig)
+		return bad("not a valid URL (percent-encode '@', '/', '?', '#' and ':' in the password)")
 	}
 	switch u.Scheme {
 	case "redis":
 	case "rediss":
 		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
 	default:
-		return cfg, fmt.Errorf("%w: scheme must be redis:// or rediss://", ErrInvalidConfig)
+		return bad("scheme must be redis:// or rediss://")
 	}
-	if u.Host == "" {
-		return cfg, fmt.Errorf("%w: missing host", ErrInvalidConfig)
+	if u.Host == "" || u.Opaque != "" {
+		return bad("missing host (want redis://[user:pass@]host:port/db)")
 	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
@@ -232,30 +266,82 @@ func ParseURL(raw string) (Config, error) {
 	}
 	cfg.Addrs = []string{net.JoinHostPort(host, port)}
 	if err := checkAddr(cfg.Addrs[0]); err != nil {
-		return Config{}, fmt.Errorf("%w: address: %v", ErrInvalidConfig, err)
+		return bad("address: " + err.Error())
 	}
 	if u.User != nil {
 		cfg.Username = u.User.Username()
-		cfg.Password, _ = u.User.Password()
-		if _, hasPass := u.User.Password(); !hasPass {
+		if pass, hasPass := u.User.Password(); hasPass {
+			cfg.Password = pass
+		} else {
 			// redis://secret@host is the common shorthand for a password alone.
 			cfg.Password, cfg.Username = cfg.Username, ""
 		}
 	}
-	if db := strings.Trim(u.Path, "/"); db != "" {
+	if u.Fragment != "" || strings.Contains(u.Path, "@") {
+		return bad("unexpected text after the host (percent-encode '@', '/', '?', '#' and ':' in the password)")
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
 		n, err := strconv.Atoi(db)
-		if err != nil || n < 0 {
-			return Config{}, fmt.Errorf("%w: database %q is not a number", ErrInvalidConfig, db)
+		if err != nil || n < 0 || n > maxDB {
+			return bad(fmt.Sprintf("the path must be /DB, a database number from 0 to %d", maxDB))
 		}
 		cfg.DB = n
 	}
-	q := u.Query()
-	if v := q.Get("db"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return Config{}, fmt.Errorf("%w: db %q is not a number", ErrInvalidConfig, v)
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return bad("malformed query")
+	}
+	for name, vs := range q {
+		if name != "db" || len(vs) != 1 {
+			return bad("the only query parameter allowed is db, once")
+		}
+		n, err := strconv.Atoi(vs[0])
+		if err != nil || n < 0 || n > maxDB {
+			return bad(fmt.Sprintf("db must be a database number from 0 to %d", maxDB))
 		}
 		cfg.DB = n
 	}
 	return cfg, nil
+}
+
+// String describes cfg for logs and %v with the password redacted; %#v
+// (GoString) and log/slog (LogValue) are redacted the same way.
+func (cfg Config) String() string {
+	var b strings.Builder
+	b.WriteString("redisx.Config{")
+	for i, a := range cfg.attrs() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(a.Key)
+		b.WriteByte('=')
+		b.WriteString(a.Value.String())
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// GoString is String, so %#v never prints the password either.
+func (cfg Config) GoString() string { return cfg.String() }
+
+// LogValue logs cfg as a group of its settings, password redacted.
+func (cfg Config) LogValue() slog.Value { return slog.GroupValue(cfg.attrs()...) }
+
+func (cfg Config) attrs() []slog.Attr {
+	pass := ""
+	if cfg.Password != "" {
+		pass = "REDACTED"
+	}
+	return []slog.Attr{
+		slog.String("Addrs", strings.Join(cfg.Addrs, ",")),
+		slog.Bool("Cluster", cfg.Cluster),
+		slog.String("SentinelMaster", cfg.SentinelMaster),
+		slog.String("Username", cfg.Username),
+		slog.String("Password", pass),
+		slog.Int("DB", cfg.DB),
+		slog.Bool("TLS", cfg.TLS != nil),
+		slog.String("KeyPrefix", cfg.KeyPrefix),
+		slog.Duration("DialTimeout", cfg.DialTimeout),
+		slog.Duration("CommandTimeout", cfg.CommandTimeout),
+	}
 }
