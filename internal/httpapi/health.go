@@ -2,8 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strconv"
 	"sync"
+
+	"github.com/theaterscriptpro/tsp/problem"
 )
 
 // healthz answers 200 while the process can serve HTTP at all: liveness.
@@ -35,8 +39,30 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	private(w)
-	if status != http.StatusOK {
-		w.Header().Set("Retry-After", "1")
+	if status == http.StatusOK {
+		s.writeJSON(w, r, status, body)
+		return
 	}
-	s.writeJSON(w, r, status, body)
+	// Every error is problem+json (API.md); RFC 9457 allows extension
+	// members, so the 503 is a problem that carries the same two fields.
+	w.Header().Set("Retry-After", "1")
+	b, _ := json.Marshal(readyProblem{
+		Type: "about:blank", Title: http.StatusText(status), Status: status,
+		Detail: "a dependency is down", Redis: body["redis"], Database: body["database"],
+	})
+	h := w.Header()
+	h.Set("Content-Type", problem.ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// readyProblem is the 503 of /readyz.
+type readyProblem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail"`
+	Redis    string `json:"redis"`
+	Database string `json:"database"`
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,7 +18,9 @@ import (
 
 	"github.com/theaterscriptpro/tsp/internal/theater"
 	"github.com/theaterscriptpro/tsp/problem"
+	"github.com/theaterscriptpro/tsp/ratelimit"
 	"github.com/theaterscriptpro/tsp/redisx"
+	"github.com/theaterscriptpro/tsp/session"
 )
 
 // Pinger is a dependency that /readyz checks: the database.
@@ -68,6 +71,30 @@ type Deps struct {
 	// ReadyTimeout bounds each dependency check of /readyz. The default is
 	// 500ms.
 	ReadyTimeout time.Duration
+
+	// Sessions configures the session store (SESSION_IDLE_TIMEOUT and
+	// friends). The zero value is the session package's defaults.
+	Sessions session.Config
+
+	// APIRate limits every /api request per signed-in user, else per
+	// client IP (RATE_LIMIT_API). The zero Rate turns the limit off.
+	APIRate ratelimit.Rate
+
+	// LoginRate limits POST /api/auth/login per client IP + email
+	// (RATE_LIMIT_LOGIN); only failed sign-ins are charged. The zero Rate
+	// turns the limit off.
+	LoginRate ratelimit.Rate
+
+	// TrustedProxies are the networks whose X-Forwarded-For (and
+	// X-Forwarded-Proto, for the cookie's Secure flag) is believed
+	// (TRUSTED_PROXIES). The default is none: the peer address is the
+	// client.
+	TrustedProxies []netip.Prefix
+
+	// Instances is how many API instances share Redis; when Redis is down
+	// the API limiter falls back to RATE_LIMIT_API ÷ Instances in memory.
+	// The default is 1.
+	Instances int
 }
 
 // Server is the Theater Script Pro HTTP API: every endpoint of API.md. It is
@@ -83,6 +110,11 @@ type Server struct {
 	metrics *httpMetrics
 	views   *viewCounter
 	routes  []Route
+
+	ips          ratelimit.IPResolver
+	sessions     *session.Manager
+	apiLimiter   *ratelimit.Limiter // nil when off
+	loginLimiter *ratelimit.Limiter // nil when off
 }
 
 // Route is one registered method and pattern, as http.ServeMux reads it.
@@ -108,6 +140,8 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("%w: ViewFlushInterval must be at most 1s (API.md), got %s", ErrInvalidDeps, d.ViewFlushInterval)
 	case d.ReadyTimeout < 0:
 		return nil, fmt.Errorf("%w: ReadyTimeout must not be negative", ErrInvalidDeps)
+	case d.Instances < 0:
+		return nil, fmt.Errorf("%w: Instances must not be negative", ErrInvalidDeps)
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -133,8 +167,13 @@ func New(d Deps) (*Server, error) {
 		mux:     http.NewServeMux(),
 		metrics: newHTTPMetrics(),
 	}
+	cs, err := s.wireToolkit()
+	if err != nil {
+		return nil, err
+	}
 	s.views = newViewCounter(d.Redis, d.ViewFlushInterval, d.Logger)
-	cs := append(s.metrics.collectors(), s.views.collectors()...)
+	cs = append(cs, s.metrics.collectors()...)
+	cs = append(cs, s.views.collectors()...)
 	cs = append(cs, d.Redis.Collector())
 	for _, c := range cs {
 		if err := d.Metrics.Register(c); err != nil {
@@ -204,16 +243,30 @@ func (s *Server) registerRoutes() {
 	s.route("/metrics", endpoint{http.MethodGet, promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})})
 	s.route("/openapi.json", on(http.MethodGet, s.openAPI))
 
-	s.route("/api/auth/register", on(http.MethodPost, s.register))
+	pub := func(h http.HandlerFunc) http.Handler { return s.public(h) }
+	s.route("/api/auth/register", endpoint{http.MethodPost, pub(s.register)})
+	s.route("/api/auth/login", endpoint{http.MethodPost, pub(s.login)})
+	s.route("/api/auth/logout", endpoint{http.MethodPost, s.signedIn(s.logout)})
+	s.route("/api/me", endpoint{http.MethodGet, s.signedIn(s.me)})
+	s.route("/api/sessions",
+		endpoint{http.MethodGet, s.signedIn(s.listSessions)},
+		endpoint{http.MethodDelete, s.signedIn(s.deleteSessions)})
+	s.route("/api/sessions/{id}", endpoint{http.MethodDelete, s.signedIn(s.deleteSession)})
 
-	s.route("/api/scripts", on(http.MethodGet, s.listScripts), on(http.MethodPost, s.createScript))
+	// Ids are checked first: a malformed one is 404 before any session,
+	// limiter, cache or store sees it.
+	s.route("/api/scripts",
+		endpoint{http.MethodGet, s.public(s.cacheList(http.HandlerFunc(s.listScripts)))},
+		endpoint{http.MethodPost, s.signedIn(s.createScript)})
 	s.route("/api/scripts/{id}",
-		endpoint{http.MethodGet, s.withID("script", s.countView(http.HandlerFunc(s.getScript)))},
-		endpoint{http.MethodPut, s.withID("script", http.HandlerFunc(s.updateScript))},
-		endpoint{http.MethodDelete, s.withID("script", http.HandlerFunc(s.deleteScript))})
-	s.route("/api/scripts/{id}/stats", endpoint{http.MethodGet, s.withID("script", http.HandlerFunc(s.scriptStats))})
-	s.route("/api/users/{id}", endpoint{http.MethodGet, s.withID("user", http.HandlerFunc(s.getUser))})
-	s.route("/api/users/{id}/scripts", endpoint{http.MethodGet, s.withID("user", http.HandlerFunc(s.userScripts))})
+		endpoint{http.MethodGet, s.withID("script", s.public(s.countView(s.cacheScript(http.HandlerFunc(s.getScript)))))},
+		endpoint{http.MethodPut, s.withID("script", s.signedIn(s.updateScript))},
+		endpoint{http.MethodDelete, s.withID("script", s.signedIn(s.deleteScript))})
+	s.route("/api/scripts/{id}/stats", endpoint{http.MethodGet, s.withID("script", pub(s.scriptStats))})
+	s.route("/api/scripts/{id}/licenses", endpoint{http.MethodPost, s.withID("script", s.signedIn(s.createLicense))})
+	s.route("/api/users/{id}", endpoint{http.MethodGet, s.withID("user", pub(s.getUser))})
+	s.route("/api/users/{id}/scripts", endpoint{http.MethodGet, s.withID("user", s.public(s.cacheUserScripts(http.HandlerFunc(s.userScripts))))})
+	s.route("/api/licenses", endpoint{http.MethodGet, s.signedIn(s.listLicenses)})
 
 	s.mux.Handle("/", routed("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Details{Status: http.StatusNotFound, Detail: "no such endpoint"})

@@ -1,0 +1,258 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/theaterscriptpro/tsp/internal/password"
+	"github.com/theaterscriptpro/tsp/internal/theater"
+	"github.com/theaterscriptpro/tsp/problem"
+	"github.com/theaterscriptpro/tsp/ratelimit"
+	"github.com/theaterscriptpro/tsp/session"
+)
+
+// Session attributes that carry the rest of the user, so GET /api/me costs
+// the session lookup alone.
+const (
+	attrName      = "name"
+	attrCreatedAt = "createdAt"
+)
+
+// sessionView is a session as its owner sees it.
+type sessionView struct {
+	ID         string    `json:"id"`
+	CreatedAt  time.Time `json:"createdAt"`
+	LastSeenAt time.Time `json:"lastSeenAt"`
+	// ExpiresAt is when the session ends if it is not used again: the
+	// earlier of its idle and absolute expiry.
+	ExpiresAt time.Time `json:"expiresAt"`
+	UserAgent string    `json:"userAgent,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+	Current   bool      `json:"current"`
+}
+
+func viewOf(s session.Session, currentID string) sessionView {
+	exp := s.ExpiresAt
+	if !s.IdleExpiresAt.IsZero() && s.IdleExpiresAt.Before(exp) {
+		exp = s.IdleExpiresAt
+	}
+	return sessionView{
+		ID: s.ID, CreatedAt: s.CreatedAt.UTC(), LastSeenAt: s.LastSeenAt.UTC(), ExpiresAt: exp.UTC(),
+		UserAgent: s.UserAgent, IP: s.IP, Current: s.ID == currentID,
+	}
+}
+
+// userOf rebuilds the signed-in user from the session.
+func userOf(s session.Session) theater.User {
+	u := theater.User{ID: s.UserID, Email: s.Email, Name: s.Attrs[attrName], Role: theater.Role(s.Role)}
+	if t, err := time.Parse(time.RFC3339Nano, s.Attrs[attrCreatedAt]); err == nil {
+		u.CreatedAt = t.UTC()
+	}
+	return u
+}
+
+// signedIn wraps a handler that needs a session: 401 without one, 503
+// when it cannot be checked (Redis down), then the API limiter keyed on
+// the user.
+func (s *Server) signedIn(h http.HandlerFunc) http.Handler {
+	return s.sessions.RequireSession(s.apiLimit(h))
+}
+
+// public wraps a handler anyone may call: a session, if presented and
+// checkable, only changes the limiter's key from the client IP to the user.
+func (s *Server) public(h http.Handler) http.Handler {
+	return s.sessions.LoadSession(s.apiLimit(h))
+}
+
+// requireUser returns the signed-in user that signedIn put in the context.
+func (s *Server) requireUser(w http.ResponseWriter, r *http.Request) (theater.User, bool) {
+	sess, _, ok := session.FromContext(r.Context())
+	if !ok {
+		// Only a route registered without signedIn can get here: a bug.
+		s.fail(w, r, theater.Errorf(theater.EUNAUTHORIZED, "sign-in required"))
+		return theater.User{}, false
+	}
+	return userOf(sess), true
+}
+
+// loginRequest is the body of POST /api/auth/login.
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// loginResponse is its answer.
+type loginResponse struct {
+	Token     string       `json:"token"`
+	ExpiresAt time.Time    `json:"expiresAt"`
+	User      theater.User `json:"user"`
+}
+
+// errBadCredentials is the one answer to a failed sign-in, whether the
+// email is unknown or the password wrong.
+func errBadCredentials() error {
+	return theater.Errorf(theater.EUNAUTHORIZED, "the email or password is incorrect")
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	var in loginRequest
+	if !s.readBody(w, r, &in) {
+		return
+	}
+	email := theater.NormalizeEmail(in.Email)
+	if email == "" {
+		s.fail(w, r, theater.Invalid("email", "must not be empty"))
+		return
+	}
+	// Length and encoding are checked before any lookup, so the answer to
+	// them says nothing about which emails have accounts.
+	if err := theater.CheckPassword(in.Password); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var decision *ratelimit.Decision
+	if s.loginLimiter != nil {
+		d, err := s.loginLimiter.Allow(r.Context(), "login:"+ratelimit.AddrKey(s.ips.ClientIP(r))+":"+email, 1)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.loginLimiter.SetHeaders(w.Header(), &d)
+		if !d.Allowed {
+			refuseLogin(w, &d)
+			return
+		}
+		decision = &d
+	}
+	u, hash, err := s.deps.Users.UserByEmail(r.Context(), email)
+	switch {
+	case theater.ErrorCode(err) == theater.ENOTFOUND:
+		// Spend the time a real check takes, then give the same answer.
+		password.VerifyDummy(in.Password)
+		s.fail(w, r, errBadCredentials())
+		return
+	case err != nil:
+		s.fail(w, r, err)
+		return
+	}
+	match, err := password.Verify(in.Password, hash)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !match {
+		s.fail(w, r, errBadCredentials())
+		return
+	}
+	tok, sess, err := s.sessions.SignIn(w, r, session.NewSession{
+		UserID: u.ID, Email: u.Email, Role: string(u.Role),
+		UserAgent: r.UserAgent(), IP: s.ips.ClientIP(r).String(),
+		Attrs: map[string]string{attrName: u.Name, attrCreatedAt: u.CreatedAt.UTC().Format(time.RFC3339Nano)},
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if decision != nil {
+		// Only failed sign-ins count against the limit: a user signing in
+		// on several devices is not an attack.
+		if err := s.loginLimiter.Refund(r.Context(), *decision); err != nil {
+			s.log.Warn("login limiter refund", "request_id", RequestID(r.Context()), "error", err.Error())
+		}
+	}
+	private(w)
+	s.writeJSON(w, r, http.StatusOK, loginResponse{Token: tok, ExpiresAt: viewOf(sess, "").ExpiresAt, User: u})
+}
+
+// refuseLogin answers a sign-in the login limiter refused.
+func refuseLogin(w http.ResponseWriter, d *ratelimit.Decision) {
+	if d.Source == ratelimit.SourceFailClosed {
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Detail: "sign-in is unavailable; retry shortly"})
+		return
+	}
+	secs := int64((d.RetryAfter + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", itoa64(secs))
+	problem.Write(w, problem.Details{Status: http.StatusTooManyRequests,
+		Detail: "too many sign-in attempts; retry in " + itoa64(secs) + " s"})
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if err := s.sessions.SignOut(w, r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// meResponse is the body of GET /api/me.
+type meResponse struct {
+	User    theater.User `json:"user"`
+	Session sessionView  `json:"session"`
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) {
+	sess, _, _ := session.FromContext(r.Context())
+	private(w)
+	s.writeJSON(w, r, http.StatusOK, meResponse{User: userOf(sess), Session: viewOf(sess, sess.ID)})
+}
+
+// sessionList is the body of GET /api/sessions.
+type sessionList struct {
+	Items []sessionView `json:"items"`
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
+	cur, _, _ := session.FromContext(r.Context())
+	all, err := s.sessions.Store().List(r.Context(), cur.UserID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := sessionList{Items: make([]sessionView, 0, len(all))}
+	for _, x := range all {
+		out.Items = append(out.Items, viewOf(x, cur.ID))
+	}
+	private(w)
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// deleteSessions is "sign out everywhere": every session of the user ends,
+// this one included.
+func (s *Server) deleteSessions(w http.ResponseWriter, r *http.Request) {
+	cur, _, _ := session.FromContext(r.Context())
+	if _, err := s.sessions.Store().DeleteAll(r.Context(), cur.UserID, ""); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.sessions.ClearCookie(w, r)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
+	cur, _, _ := session.FromContext(r.Context())
+	id := r.PathValue("id")
+	if !session.ValidID(id) {
+		notFound(w, "session")
+		return
+	}
+	found, err := s.sessions.Store().DeleteByID(r.Context(), cur.UserID, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !found {
+		notFound(w, "session")
+		return
+	}
+	if id == cur.ID {
+		s.sessions.ClearCookie(w, r)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,78 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestOpenAPIMatchesRoutes walks the mux's registered patterns and the
+// document's paths both ways, so neither can gain an endpoint alone.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	in := newInstance(t, options{})
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	if doc.OpenAPI != "3.1.0" {
+		t.Fatalf("openapi = %q, want 3.1.0", doc.OpenAPI)
+	}
+	registered := map[string]bool{}
+	for _, r := range in.api.Routes() {
+		key := r.Method + " " + r.Pattern
+		registered[key] = true
+		ops, ok := doc.Paths[r.Pattern]
+		if !ok {
+			t.Errorf("route %s is not in openapi.json", key)
+			continue
+		}
+		if _, ok := ops[strings.ToLower(r.Method)]; !ok {
+			t.Errorf("route %s: openapi.json has the path but not the method", key)
+		}
+	}
+	var documented []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			key := strings.ToUpper(method) + " " + path
+			documented = append(documented, key)
+			if !registered[key] {
+				t.Errorf("openapi.json documents %s, which the server does not serve", key)
+			}
+		}
+	}
+	sort.Strings(documented)
+	if len(documented) != len(registered) {
+		t.Errorf("%d documented operations, %d registered routes", len(documented), len(registered))
+	}
+}
+
+// TestOpenAPIRefsResolve checks that every $ref points at something.
+func TestOpenAPIRefsResolve(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	refs := regexp.MustCompile(`"\$ref":\s*"#/([^"]+)"`).FindAllStringSubmatch(string(OpenAPI()), -1)
+	if len(refs) == 0 {
+		t.Fatal("no $ref found: the pattern is wrong")
+	}
+	for _, m := range refs {
+		var node any = doc
+		for _, part := range strings.Split(m[1], "/") {
+			obj, ok := node.(map[string]any)
+			if !ok {
+				node = nil
+				break
+			}
+			node = obj[part]
+		}
+		if node == nil {
+			t.Errorf("$ref #/%s does not resolve", m[1])
+		}
+	}
+}
