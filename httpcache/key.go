@@ -23,6 +23,7 @@ type Key struct {
 	query     []string // allowed query parameters, sorted; nil means none...
 	allQuery  bool     // ...unless every parameter is part of the key
 	fn        func(*http.Request) (string, bool)
+	made      bool // by a constructor: the zero Key means Request()
 }
 
 // Request keys on method, path and query parameters (sorted by name, the
@@ -30,7 +31,7 @@ type Key struct {
 // allowed names every parameter is part of the key; with some, only those
 // are, and the handler sees only those. This is the default Key.
 func Request(allowed ...string) Key {
-	k := Key{namespace: "http", path: true}
+	k := Key{namespace: "http", path: true, made: true}
 	if len(allowed) == 0 {
 		k.allQuery = true
 	} else {
@@ -45,7 +46,7 @@ func Request(allowed ...string) Key {
 // redisx.Keys.Script(id), "script:{id}". The query is not part of the key,
 // so the handler sees none. Entries carry ResourceTag(namespace, id).
 func Resource(namespace, param string) Key {
-	return Key{namespace: namespace, pathValue: param}
+	return Key{namespace: namespace, pathValue: param, made: true}
 }
 
 // List keys a list page by its normalised query parameters, in the
@@ -54,7 +55,7 @@ func Resource(namespace, param string) Key {
 // redisx.Keys.ScriptsList("limit=5&page=2"). Only the allowed parameters
 // are part of the key and reach the handler.
 func List(namespace string, allowed ...string) Key {
-	return Key{namespace: namespace + ":list", query: sortedSet(allowed)}
+	return Key{namespace: namespace + ":list", query: sortedSet(allowed), made: true}
 }
 
 // Func keys with a function of the caller's: id returns the part of the key
@@ -62,7 +63,7 @@ func List(namespace string, allowed ...string) Key {
 // gets the request as it came (minus the unkeyed headers every route
 // strips), so id must cover everything the response depends on.
 func Func(namespace string, id func(*http.Request) (string, bool)) Key {
-	return Key{namespace: namespace, fn: id}
+	return Key{namespace: namespace, fn: id, made: true}
 }
 
 // Namespace returns the namespace the Key stores under ("http" for the zero
@@ -75,7 +76,7 @@ func (k Key) Namespace() string {
 }
 
 func (k Key) isZero() bool {
-	return k.namespace == "" && k.pathValue == "" && !k.path && k.query == nil && !k.allQuery && k.fn == nil
+	return !k.made
 }
 
 func (k Key) orDefault() Key {
@@ -90,7 +91,7 @@ func (k Key) validate() error {
 		return err
 	}
 	if k.pathValue == "" && !k.path && k.fn == nil && k.query == nil {
-		return fmt.Errorf("key %q: List needs at least one allowed query parameter", k.namespace)
+		return fmt.Errorf("key %q: List needs at least one allowed query parameter and Func an id function", k.namespace)
 	}
 	for _, q := range k.query {
 		if q == "" {
