@@ -1,0 +1,114 @@
+package session
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/theaterscriptpro/tsp/internal/redistest"
+	"github.com/theaterscriptpro/tsp/redisx"
+)
+
+// TestRedisOutage runs the middleware against a throwaway Redis that is
+// paused (hung connections: the hardest outage), resumed, killed and
+// started again. A route that requires a session answers 503 within the
+// lookup deadline and never lets a request through; an optional route
+// goes on anonymous; both recover with no action by anyone.
+func TestRedisOutage(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartServer(t)
+	rdb := redistest.Connect(t, redisx.Config{
+		Addrs:     []string{srv.Addr},
+		KeyPrefix: redistest.Prefix(t),
+		// Far longer than the lookup deadline: if the middleware did not
+		// bound the lookup itself, requests would hang this long.
+		CommandTimeout: 5 * time.Second,
+	})
+	s, err := NewStore(rdb, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const deadline = 300 * time.Millisecond
+	// Scheduling on a shared machine is noisy; the bound only has to tell
+	// the deadline from the 5s command timeout.
+	const slack = time.Second
+	m := newTestManager(t, s, ManagerConfig{LookupTimeout: deadline})
+	tok, sess := mustCreate(t, s, NewSession{UserID: "u1"})
+
+	do := func(mw func(http.Handler) http.Handler, tok string) (*httptest.ResponseRecorder, *seen, time.Duration) {
+		r := httptest.NewRequest("GET", "/api/me", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		h := &seen{}
+		start := time.Now()
+		w := serve(mw(h), r)
+		return w, h, time.Since(start)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for end := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if cond() {
+				return
+			}
+			if time.Now().After(end) {
+				t.Fatalf("%s: did not happen within 15s", what)
+			}
+		}
+	}
+	wantDown := func(when string) {
+		t.Helper()
+		for range 3 {
+			w, h, took := do(m.RequireSession, tok)
+			wantProblem(t, w, http.StatusServiceUnavailable)
+			if h.called {
+				t.Fatalf("%s: a required-session route let the request through", when)
+			}
+			if w.Header().Get("Retry-After") == "" {
+				t.Errorf("%s: 503 without Retry-After", when)
+			}
+			t.Logf("%s: 503 in %v", when, took)
+			if took > deadline+slack {
+				t.Errorf("%s: 503 after %v, want within %v (+%v slack)", when, took, deadline, slack)
+			}
+			w, h, took = do(m.LoadSession, tok)
+			if w.Code != 200 || !h.called || h.ok {
+				t.Errorf("%s: optional route: got %d, called %v, session %v; want 200, anonymous", when, w.Code, h.called, h.ok)
+			}
+			if took > deadline+slack {
+				t.Errorf("%s: optional route took %v, want within %v (+%v slack)", when, took, deadline, slack)
+			}
+		}
+	}
+
+	if w, h, _ := do(m.RequireSession, tok); w.Code != 200 || h.s.ID != sess.ID {
+		t.Fatalf("before the outage: got %d, want 200", w.Code)
+	}
+
+	srv.Pause()
+	wantDown("paused")
+	srv.Resume()
+	// Redis kept the session: the same token works again, untouched by us.
+	waitFor("the session works after resume", func() bool {
+		w, h, _ := do(m.RequireSession, tok)
+		return w.Code == 200 && h.s.ID == sess.ID
+	})
+
+	srv.Kill()
+	wantDown("killed")
+	srv.Start(t) // an empty server on the same port
+	var fresh string
+	waitFor("a new session can be made after restart", func() bool {
+		var err error
+		fresh, _, err = s.Create(context.Background(), NewSession{UserID: "u1"})
+		return err == nil
+	})
+	if w, h, _ := do(m.RequireSession, fresh); w.Code != 200 || !h.ok {
+		t.Fatalf("new session after restart: got %d, want 200", w.Code)
+	}
+	// The restarted server lost its data (no persistence): the old token
+	// is unknown now, which is 401, not 503.
+	if w, _, _ := do(m.RequireSession, tok); w.Code != http.StatusUnauthorized {
+		t.Fatalf("old session on an empty server: got %d, want 401", w.Code)
+	}
+}
