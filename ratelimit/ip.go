@@ -45,6 +45,9 @@ func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 		} else {
 			var a netip.Addr
 			a, err = netip.ParseAddr(part)
+			if err == nil && a.Zone() != "" {
+				return nil, &proxyError{part}
+			}
 			if err == nil {
 				p = netip.PrefixFrom(a, a.BitLen())
 			}

@@ -120,10 +120,13 @@ func (l *Limiter) Handle(next http.Handler) http.Handler { return l.Middleware(n
 func (l *Limiter) SetHeaders(h http.Header, d *Decision) { l.setHeaders(h, d) }
 
 func (l *Limiter) setHeaders(h http.Header, d *Decision) {
-	if l.off || l.cfg.Headers == HeadersNone || d.n == 0 {
+	if l.off || l.cfg.Headers == HeadersNone || d.Source == SourceFailOpen || d.Source == SourceFailClosed {
 		return
 	}
 	h[hdrPolicy] = l.hdr.policy
+	if d.n == 0 { // a Never refusal: the policies, but no state
+		return
+	}
 	var b strings.Builder
 	b.Grow(24 * d.n)
 	for i, s := range d.Policies() {

@@ -22,6 +22,14 @@ import (
 // drive the same scripts with an injected time passed as an argument; only
 // this package's tests can set it (export_test.go), production code always
 // passes "0" = TIME.
+//
+// Keys still expire on Redis's real clock, with TTLs computed from the
+// injected time. So injected time must never run slower than real time,
+// or a key would expire before its injected end and the trace would
+// measure an artefact. The injected traces therefore use a 100 s window:
+// "1 per ms" at a 1 s window becomes 1 per 100 ms at 100 s, the same trace
+// in units of the window, and each call advances the injected clock far
+// more than the real time it takes.
 
 // event is one request of a trace: when (µs after the start) and its cost.
 type event struct {
@@ -109,9 +117,10 @@ func edgeTrace(window, width int64) []event {
 	return tr
 }
 
-func perMillisecondTrace(d time.Duration) []event {
+// perStepTrace is one request every step for span.
+func perStepTrace(step, span time.Duration) []event {
 	var tr []event
-	for at := int64(0); at < d.Microseconds(); at += 1000 {
+	for at := int64(0); at < span.Microseconds(); at += step.Microseconds() {
 		tr = append(tr, event{at, 1})
 	}
 	return tr
@@ -140,12 +149,12 @@ func randomTrace(seed uint64, n int, span time.Duration) []event {
 func TestNeverOverAdmits(t *testing.T) {
 	t.Parallel()
 	const limit = 10
-	window := time.Second
+	window := 100 * time.Second // see the comment at the top of the file
 	traces := map[string][]event{
 		"edge burst then steady": edgeTrace(window.Microseconds(), window.Microseconds()/10),
-		"1 per ms":               perMillisecondTrace(3 * time.Second),
-		"random":                 randomTrace(1, 1500, 10*time.Second),
-		"random 2":               randomTrace(2, 1500, 5*time.Second),
+		"1 per window/1000":      perStepTrace(window/1000, 3*window),
+		"random":                 randomTrace(1, 1500, 10*window),
+		"random 2":               randomTrace(2, 1500, 5*window),
 	}
 	type variant struct {
 		name  string
@@ -242,7 +251,7 @@ func TestNeverOverAdmitsRealTime(t *testing.T) {
 func TestSteadyTrafficUtility(t *testing.T) {
 	t.Parallel()
 	const limit = 100
-	window := time.Second
+	window := 100 * time.Second // see the comment at the top of the file
 	for _, tt := range []struct {
 		alg     ratelimit.Algorithm
 		buckets int
