@@ -48,14 +48,22 @@ type CacheOptions struct {
 }
 
 func (o CacheOptions) withDefaults() CacheOptions {
-	if o.Jitter == 0 {
+	switch {
+	case o.Jitter == 0:
 		o.Jitter = 0.1
+	case !(o.Jitter > 0): // negative or NaN
+		o.Jitter = 0
+	case o.Jitter > 1:
+		o.Jitter = 1
 	}
-	if o.LeaseTTL == 0 {
+	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 3 * time.Second
 	}
-	if o.LoadTimeout == 0 {
+	if o.LoadTimeout <= 0 {
 		o.LoadTimeout = 10 * time.Second
+	}
+	if o.StaleFor < 0 {
+		o.StaleFor = 0
 	}
 	return o
 }
@@ -67,21 +75,28 @@ func Cache[T any](ctx context.Context, c *Client, key string, ttl time.Duration,
 	return CacheWith(ctx, c, key, CacheOptions{TTL: ttl}, load)
 }
 
-// CacheWith is Cache with options.
+// CacheWith is Cache with options. A stored value that does not decode as
+// T (written by another version, or corrupt) is a miss: load runs and
+// replaces it.
 func CacheWith[T any](ctx context.Context, c *Client, key string, opt CacheOptions, load func(context.Context) (T, error)) (T, error) {
 	var v T
-	b, err := c.CacheBytes(ctx, key, opt, func(ctx context.Context) ([]byte, error) {
-		v, err := load(ctx)
+	_, err := c.cacheBytes(ctx, key, opt, func(ctx context.Context) ([]byte, error) {
+		x, err := load(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(v)
+		return json.Marshal(x)
+	}, func(b []byte) error {
+		var zero T
+		v = zero // a failed earlier decode may have filled part of v
+		return json.Unmarshal(b, &v)
+	}, func(b []byte) bool {
+		var x T
+		return json.Unmarshal(b, &x) == nil
 	})
 	if err != nil {
-		return v, err
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return v, fmt.Errorf("redisx: decode %q: %w", key, err)
+		var zero T
+		return zero, err
 	}
 	return v, nil
 }
@@ -89,46 +104,88 @@ func CacheWith[T any](ctx context.Context, c *Client, key string, opt CacheOptio
 // CacheBytes is the cache-aside behind Cache, for values already encoded.
 //
 // It holds under a stampede: concurrent misses of one key in this process
-// run load once (Flight); across processes a short Redis lease (SET NX PX)
-// lets one process load while the others wait for its value. When Redis is
-// unavailable it calls load directly, at most 16 loads at a time.
+// run load once (Flight), detached from the callers' contexts; across
+// processes a short Redis lease (SET NX PX) lets one process load while
+// the others wait for its value. When Redis is unavailable it calls load
+// directly, still coalesced per key and at most 16 loads at a time, and the
+// lookup gets at most half of the caller's remaining time, so the loader
+// has the other half.
 func (c *Client) CacheBytes(ctx context.Context, key string, opt CacheOptions, load func(context.Context) ([]byte, error)) ([]byte, error) {
+	return c.cacheBytes(ctx, key, opt, load, nil, nil)
+}
+
+// cacheBytes is CacheBytes with decode, which (if not nil) is called in the
+// caller's goroutine on the bytes about to be returned: a stored value it
+// rejects is a miss, a loaded one an error. valid (if not nil) tells, with
+// no side effect, whether decode would accept a value another instance
+// stored; the shared load uses it, since it cannot call any one caller's
+// decode.
+func (c *Client) cacheBytes(ctx context.Context, key string, opt CacheOptions, load func(context.Context) ([]byte, error), decode func([]byte) error, valid func([]byte) bool) ([]byte, error) {
 	if opt.TTL <= 0 {
 		return nil, fmt.Errorf("redisx: cache %q: TTL must be positive", key)
 	}
 	opt = opt.withDefaults()
-	raw, found, err := c.Get(ctx, key)
+
+	lctx, cancel := ctx, noCancel
+	if dl, ok := ctx.Deadline(); ok {
+		if half := time.Until(dl) / 2; half < c.cfg.CommandTimeout {
+			lctx, cancel = context.WithTimeout(ctx, half)
+		}
+	}
+	raw, found, err := c.Get(lctx, key)
+	cancel()
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, c.callerError(ctx, ctx.Err())
 	case errors.Is(err, ErrUnavailable):
-		c.metrics.cache.WithLabelValues("fallback").Inc()
-		return c.fallbackLoad(ctx, key, opt, load)
+		c.m.cacheFallback.Inc()
+		return decoded(key, decode)(c.fallbackLoad(ctx, key, opt, load))
 	case err != nil:
-		return nil, err
+		// A reply error (WRONGTYPE: something else lives at key) is a
+		// foreign entry: a miss, which the load below overwrites.
+		c.m.cacheError.Inc()
 	case found:
 		if e, ok := decodeEntry(raw); ok {
 			now := time.Now()
-			if now.Before(e.softExpiry) {
-				c.metrics.cache.WithLabelValues("hit").Inc()
-				return e.result(key)
-			}
-			if opt.StaleFor > 0 && now.Before(e.softExpiry.Add(opt.StaleFor)) {
-				c.metrics.cache.WithLabelValues("stale").Inc()
-				c.refreshInBackground(key, opt, load)
+			fresh := now.Before(e.softExpiry)
+			stale := !fresh && opt.StaleFor > 0 && now.Before(e.softExpiry.Add(opt.StaleFor))
+			if (fresh || stale) && (e.negative || decode == nil || decode(e.value) == nil) {
+				if fresh {
+					c.m.cacheHit.Inc()
+				} else {
+					c.m.cacheStale.Inc()
+					c.refreshInBackground(key, opt, load, valid)
+				}
 				return e.result(key)
 			}
 		}
-		// Expired, or written by something else: load it again.
+		// Expired, corrupt or written by something else: load it again.
 	}
-	c.metrics.cache.WithLabelValues("miss").Inc()
+	c.m.cacheMiss.Inc()
 	v, shared, err := c.flight.Do(ctx, key, func() ([]byte, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opt.LoadTimeout)
 		defer cancel()
-		return c.loadWithLease(ctx, key, opt, load)
+		defer context.AfterFunc(c.life, cancel)()
+		return c.loadWithLease(ctx, key, opt, load, valid)
 	})
 	if shared {
-		c.metrics.cache.WithLabelValues("coalesced").Inc()
+		c.m.cacheCoalesced.Inc()
 	}
-	return v, err
+	return decoded(key, decode)(v, err)
+}
+
+// decoded runs decode on a successful result, turning its failure into the
+// call's error.
+func decoded(key string, decode func([]byte) error) func([]byte, error) ([]byte, error) {
+	return func(b []byte, err error) ([]byte, error) {
+		if err != nil || decode == nil {
+			return b, err
+		}
+		if err := decode(b); err != nil {
+			return nil, fmt.Errorf("redisx: decode %q: %w", key, err)
+		}
+		return b, nil
+	}
 }
 
 // fallbackLoad runs load while Redis is down, still coalesced per key and
@@ -157,88 +214,110 @@ func (c *Client) callLoader(ctx context.Context, opt CacheOptions, load func(con
 }
 
 // loadWithLease takes the key's lease and loads, or waits for the holder's
-// value. If the holder dies its lease expires and a waiter takes over.
-func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions, load func(context.Context) ([]byte, error)) ([]byte, error) {
+// value. Each attempt is one round trip: SET lease NX PX and GET key in one
+// pipeline, so a value stored just before we took the lease is used, not
+// loaded again. If the holder dies its lease expires and a waiter takes over.
+func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions, load func(context.Context) ([]byte, error), valid func([]byte) bool) ([]byte, error) {
 	lease := key + ":lease"
 	token := leaseToken()
 	poll := 5 * time.Millisecond
 	for {
-		got, err := c.Do(ctx, c.B().Set().Key(lease).Value(token).Nx().Px(opt.LeaseTTL).Build()).ToString()
-		if err == nil && got == "OK" {
+		res := c.DoMulti(ctx,
+			c.B().Set().Key(lease).Value(token).Nx().PxMilliseconds(millis(opt.LeaseTTL)).Build(),
+			c.B().Get().Key(key).Build())
+		got, err := res[0].ToString()
+		held := err == nil && got == "OK"
+		if held {
 			defer func() {
 				// Release only our own lease, not one taken after ours expired.
 				_ = releaseLease.Run(context.WithoutCancel(ctx), c, []string{lease}, []string{token}).Error()
 			}()
-			return c.loadAndStore(ctx, key, opt, load)
 		}
-		if err != nil && !IsNil(err) {
-			// Redis failed mid-way: load without the lease rather than fail.
-			c.metrics.cache.WithLabelValues("fallback").Inc()
-			return c.callLoader(ctx, opt, load)
-		}
-		// Someone else is loading: wait for their value.
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(poll):
-		}
-		poll = min(poll*2, 50*time.Millisecond)
-		raw, found, err := c.Get(ctx, key)
-		if err == nil && found {
-			if e, ok := decodeEntry(raw); ok && time.Now().Before(e.softExpiry) {
+		if raw, gerr := res[1].AsBytes(); gerr == nil {
+			if e, ok := decodeEntry(raw); ok && time.Now().Before(e.softExpiry) && (e.negative || valid == nil || valid(e.value)) {
 				return e.result(key)
 			}
 		}
+		switch {
+		case held:
+			return c.loadAndStore(ctx, key, opt, load)
+		case err != nil && !IsNil(err):
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			// Redis failed mid-way: load without the lease rather than fail.
+			c.m.cacheFallback.Inc()
+			return c.callLoader(ctx, opt, load)
+		}
+		// Someone else holds the lease: wait for their value.
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		poll = min(poll*2, 50*time.Millisecond)
 	}
 }
 
 func (c *Client) loadAndStore(ctx context.Context, key string, opt CacheOptions, load func(context.Context) ([]byte, error)) ([]byte, error) {
 	v, err := c.callLoader(ctx, opt, load)
+	// The store gets its own deadline: a loader that used most of the load
+	// timeout must not make its result impossible to keep.
+	sctx := context.WithoutCancel(ctx)
 	var nf notFoundError
 	switch {
 	case errors.As(err, &nf) && opt.NegativeTTL > 0:
-		c.store(ctx, key, entry{negative: true, softExpiry: time.Now().Add(opt.NegativeTTL)}, opt.NegativeTTL)
+		c.store(sctx, key, entry{negative: true, softExpiry: time.Now().Add(opt.NegativeTTL)}, opt.NegativeTTL)
 		return nil, err
 	case err != nil:
 		return nil, err
 	}
-	fresh := opt.TTL
-	if opt.Jitter > 0 {
-		fresh += time.Duration(mrand.Float64() * opt.Jitter * float64(opt.TTL))
-	}
-	c.store(ctx, key, entry{value: v, softExpiry: time.Now().Add(fresh)}, fresh+opt.StaleFor)
+	fresh := opt.TTL + jitter(opt.TTL, opt.Jitter)
+	c.store(sctx, key, entry{value: v, softExpiry: time.Now().Add(fresh)}, fresh+opt.StaleFor)
 	return v, nil
+}
+
+// jitter returns a random duration in [0, frac·ttl], frac in [0, 1].
+func jitter(ttl time.Duration, frac float64) time.Duration {
+	if frac <= 0 {
+		return 0
+	}
+	return time.Duration(mrand.Float64() * frac * float64(ttl))
 }
 
 // store writes an entry; a failure only costs a later miss, so it is counted
 // but not returned: the caller has its value.
 func (c *Client) store(ctx context.Context, key string, e entry, ttl time.Duration) {
 	if err := c.Set(ctx, key, e.encode(), ttl); err != nil {
-		c.metrics.cache.WithLabelValues("error").Inc()
+		c.m.cacheError.Inc()
 	}
 }
 
 // refreshInBackground reloads a stale key once, detached from the request,
 // in a bounded pool: when the pool is full the stale value simply stays a
-// little longer.
-func (c *Client) refreshInBackground(key string, opt CacheOptions, load func(context.Context) ([]byte, error)) {
+// little longer. Close cancels it.
+func (c *Client) refreshInBackground(key string, opt CacheOptions, load func(context.Context) ([]byte, error), valid func([]byte) bool) {
 	select {
 	case c.refreshes <- struct{}{}:
 	default:
 		return
 	}
-	c.bg.Add(1)
-	go func() {
-		defer c.bg.Done()
+	started := c.goBackground(func() {
 		defer func() { <-c.refreshes }()
-		ctx, cancel := context.WithTimeout(context.Background(), opt.LoadTimeout)
+		ctx, cancel := context.WithTimeout(c.life, opt.LoadTimeout)
 		defer cancel()
 		_, _, _ = c.flight.Do(ctx, key, func() ([]byte, error) {
-			return c.loadWithLease(ctx, key, opt, load)
+			return c.loadWithLease(ctx, key, opt, load, valid)
 		})
-	}()
+	})
+	if !started {
+		<-c.refreshes
+	}
 }
 
+// releaseLease deletes the lease only if it still holds our token.
 var releaseLease = NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
