@@ -28,10 +28,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/theaterscriptpro/tsp/internal/config"
 	"github.com/theaterscriptpro/tsp/internal/demo"
 	"github.com/theaterscriptpro/tsp/internal/httpapi"
 	"github.com/theaterscriptpro/tsp/internal/sqlstore"
 	"github.com/theaterscriptpro/tsp/redisx"
+	"github.com/theaterscriptpro/tsp/session"
 )
 
 func main() {
@@ -57,8 +59,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "theaterd: unexpected argument %q\n", fs.Arg(0))
 		return exitConfig
 	}
-	cfg, err := loadConfig(getenv)
+	cfg, err := config.Load(getenv)
 	if err != nil {
+		// One line per bad variable, each naming it; never a password.
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintln(stderr, "theaterd: config:", line)
 		}
@@ -76,7 +79,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 // serve wires everything, serves until ctx ends, then shuts down in order:
 // HTTP (draining), the API's background work, Redis, the database.
-func serve(ctx context.Context, cfg config, withDemo bool, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, withDemo bool, log *slog.Logger) error {
+	log.Info("theaterd starting", "config", cfg) // Config redacts itself
 	rcfg := cfg.Redis
 	rcfg.Logger = log
 	// New never fails because Redis is down: it reconnects in the background.
@@ -105,14 +109,18 @@ func serve(ctx context.Context, cfg config, withDemo bool, log *slog.Logger) err
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deps := httpapi.Deps{
+	api, err := httpapi.New(httpapi.Deps{
 		Redis: rdb, Users: st, Scripts: st, Licenses: st, Database: st,
 		Logger: log, Metrics: reg,
-	}
-	if err := wireToolkit(&deps, cfg, rdb); err != nil {
-		return err
-	}
-	api, err := httpapi.New(deps)
+		Sessions: session.Config{
+			IdleTimeout:     cfg.SessionIdleTimeout,
+			AbsoluteTimeout: cfg.SessionAbsoluteTimeout,
+			TouchInterval:   cfg.SessionTouchInterval,
+		},
+		APIRate:        cfg.RateLimitAPI,
+		LoginRate:      cfg.RateLimitLogin,
+		TrustedProxies: cfg.TrustedProxies,
+	})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,10 @@ func TestBadConfigExitsTwoWithOneLinePerVariable(t *testing.T) {
 		{"redis url with password", []string{"REDIS_URL", "http://user:hunter2secret@x:1/"}, []string{"REDIS_URL"}},
 		{"bad database", []string{"DATABASE_URL", "mysql://x"}, []string{"DATABASE_URL"}},
 		{"bad log level", []string{"LOG_LEVEL", "loud"}, []string{"LOG_LEVEL"}},
+		{"every kind at once", []string{"HTTP_ADDR", "nowhere", "REDIS_PORT", "0", "REDIS_DB", "abc",
+			"TRUSTED_PROXIES", "300.1.1.1/8", "SESSION_IDLE_TIMEOUT", "10", "REDIS_PASSWORD", "hunter2secret"},
+			[]string{"HTTP_ADDR", "REDIS_PORT", "REDIS_DB", "TRUSTED_PROXIES", "SESSION_IDLE_TIMEOUT"}},
+		{"absolute shorter than idle", []string{"SESSION_IDLE_TIMEOUT", "2h", "SESSION_ABSOLUTE_TIMEOUT", "1h"}, []string{"SESSION_ABSOLUTE_TIMEOUT"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
