@@ -11,3 +11,13 @@ func BlockedLen(l *Limiter) int {
 	}
 	return l.blocked.len()
 }
+
+// FallbackLen is how many keys l's in-memory fallback tracks.
+func FallbackLen(l *Limiter) int {
+	if l.fallback == nil {
+		return 0
+	}
+	l.fallback.mu.Lock()
+	defer l.fallback.mu.Unlock()
+	return len(l.fallback.m)
+}
