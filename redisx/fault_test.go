@@ -65,6 +65,9 @@ func newRig(t *testing.T, edit ...func(*redisx.Config)) *rig {
 	dcfg.CommandTimeout = 2 * time.Second
 	dcfg.DisableLocalCache = true
 	r := &rig{srv: srv, px: px, rdb: redistest.Connect(t, cfg), direct: redistest.Connect(t, dcfg)}
+	// Cleanups run last-in first-out: heal the wire before the clients'
+	// cleanups delete their keys through it, even when a test fails mid-fault.
+	t.Cleanup(px.Reset)
 	// Warm up: the scripts' NOSCRIPT fallback and the first pipelines are
 	// part of normal service, not of the fault.
 	if err := r.concurrentCalls(); err != nil {
@@ -525,4 +528,206 @@ func TestFaultRedisDownAtStart(t *testing.T) {
 	time.Sleep(time.Second) // the backoff grows meanwhile
 	px.Up()
 	r.recovery(t, "Redis unreachable at start", time.Now())
+}
+
+// TestFaultLocalCacheNeverServesAcrossALostConnection: rueidis's
+// client-side cache keeps values Redis promised to invalidate. A value
+// changed while the connection was lost must not be served from it
+// afterwards: the invalidation was lost with the connection.
+func TestFaultLocalCacheNeverServesAcrossALostConnection(t *testing.T) {
+	for _, fault := range []struct {
+		name  string
+		start func(r *rig)
+		end   func(r *rig)
+	}{
+		{"connections cut", func(r *rig) { r.px.CutConnections() }, func(*rig) {}},
+		{"network down", func(r *rig) { r.px.Down() }, func(r *rig) { r.px.Up() }},
+		{"Redis restarted", func(r *rig) { r.srv.Restart(t) }, func(*rig) {}},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			r := newRig(t)
+			ctx := context.Background()
+			k := r.rdb.Keys().Script("cached")
+			get := func() (string, bool, error) {
+				res := r.rdb.DoCache(ctx, r.rdb.B().Get().Key(k).Cache(), time.Minute)
+				s, err := res.ToString()
+				return s, res.IsCacheHit(), err
+			}
+			if err := r.direct.Set(ctx, k, []byte("v1"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if v, _, err := get(); err != nil || v != "v1" {
+				t.Fatalf("first DoCache = %q, %v; want v1", v, err)
+			}
+			if v, hit, err := get(); err != nil || v != "v1" || !hit {
+				t.Fatalf("second DoCache = %q (hit %v), %v; want a local hit of v1", v, hit, err)
+			}
+			fault.start(r)
+			// Another instance updates the value while this one is cut off.
+			if err := r.direct.Set(ctx, k, []byte("v2"), time.Minute); err != nil {
+				t.Fatalf("update through the direct client: %v", err)
+			}
+			fault.end(r)
+			deadline := time.Now().Add(recoveryBudget)
+			for {
+				v, hit, err := get()
+				if v == "v1" {
+					t.Fatalf("DoCache served v1 (local hit %v) after the connection was lost and the value changed; want v2 or an error", hit)
+				}
+				if err == nil && v == "v2" {
+					break
+				}
+				if err != nil && !errors.Is(err, redisx.ErrUnavailable) && !redisx.IsNil(err) {
+					t.Fatalf("DoCache after the fault: %v", err)
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("DoCache still failing %v after the fault: %v", recoveryBudget, err)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestFaultLocalCacheUnderHang: another client changes a value while this
+// client's connection is black-holed, so Redis's invalidation is held in
+// the network. Local hits touch no network, so only something else can
+// stop them: here the service's other calls time out, the breaker opens,
+// and DoCache (which goes through the breaker) stops serving the old value.
+//
+// Known gap, not covered here because it cannot be shown in seconds: an
+// instance whose only Redis traffic is local hits keeps serving the old
+// value until rueidis's idle PING notices the dead connection, every
+// Dialer.KeepAlive (30s in redisx) plus ConnWriteTimeout, so up to about a
+// minute. With KeepAlive 1s the same scenario ends in about 2.6s.
+func TestFaultLocalCacheUnderHang(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	k := r.rdb.Keys().Script("cached")
+	get := func() (string, error) {
+		return r.rdb.DoCache(ctx, r.rdb.B().Get().Key(k).Cache(), time.Minute).ToString()
+	}
+	if err := r.direct.Set(ctx, k, []byte("v1"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if v, err := get(); err != nil || v != "v1" {
+			t.Fatalf("DoCache = %q, %v; want v1", v, err)
+		}
+	}
+	r.px.Hang()
+	if err := r.direct.Set(ctx, k, []byte("v2"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	// The rest of the service keeps calling Redis (sessions, limits...).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_, _ = r.call(ctx)
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	// Five failures at 200ms each over four callers open the breaker.
+	bound := 3*faultTimeout + slack
+	for {
+		v, err := get()
+		if v != "v1" {
+			if !errors.Is(err, redisx.ErrUnavailable) {
+				t.Fatalf("DoCache under the hang = %q, %v; want ErrUnavailable", v, err)
+			}
+			t.Logf("STALE local cache under a hung connection with other traffic: %v (bound %v)", time.Since(changed).Round(time.Millisecond), bound)
+			break
+		}
+		if time.Since(changed) > bound {
+			t.Fatalf("DoCache still serves the changed value %v after the change with the connection hung; want it refused within %v", time.Since(changed), bound)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.px.Reset()
+	deadline := time.Now().Add(recoveryBudget)
+	for {
+		v, err := get()
+		if err == nil && v == "v2" {
+			break
+		}
+		if v == "v1" {
+			t.Fatal("DoCache served v1 after the hang ended; want v2")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("DoCache after the hang: %q, %v; want v2 within %v", v, err, recoveryBudget)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestFaultCacheAsideFallsBackToLoader: under every fault, cache-aside
+// answers from the loader (the database) within the deadline instead of
+// failing, and caches again once Redis is back.
+func TestFaultCacheAsideFallsBackToLoader(t *testing.T) {
+	type faultCase struct {
+		name       string
+		start, end func(r *rig)
+	}
+	for _, fc := range []faultCase{
+		{"latency 500ms", func(r *rig) { r.px.Latency(500 * time.Millisecond) }, func(r *rig) { r.px.Reset() }},
+		{"hung connections", func(r *rig) { r.px.Hang() }, func(r *rig) { r.px.Reset() }},
+		{"network down", func(r *rig) { r.px.Down() }, func(r *rig) { r.px.Up() }},
+		{"Redis paused", func(r *rig) { r.srv.Pause() }, func(r *rig) { r.srv.Resume() }},
+	} {
+		t.Run(fc.name, func(t *testing.T) {
+			r := newRig(t)
+			t.Cleanup(r.srv.Resume)
+			ctx := context.Background()
+			k := r.rdb.Keys().User("42")
+			var loads atomic.Int64
+			load := func(context.Context) (string, error) {
+				loads.Add(1)
+				return "from the database", nil
+			}
+			if v, err := redisx.Cache(ctx, r.rdb, k, time.Minute, load); err != nil || v != "from the database" {
+				t.Fatalf("Cache = %q, %v", v, err)
+			}
+			if v, err := redisx.Cache(ctx, r.rdb, k, time.Minute, load); err != nil || v != "from the database" || loads.Load() != 1 {
+				t.Fatalf("second Cache = %q, %v after %d loads; want a hit", v, err, loads.Load())
+			}
+			fc.start(r)
+			for i := range 8 {
+				start := time.Now()
+				v, err := redisx.Cache(ctx, r.rdb, k, time.Minute, load)
+				took := time.Since(start)
+				if err != nil || v != "from the database" {
+					t.Fatalf("Cache #%d under %s = %q, %v; want the loader's value", i, fc.name, v, err)
+				}
+				if took > faultTimeout+slack {
+					t.Fatalf("Cache #%d under %s took %v; want at most the Redis deadline %v plus slack", i, fc.name, took, faultTimeout)
+				}
+			}
+			if loads.Load() < 2 {
+				t.Errorf("loader ran %d times; the fault should have sent reads to it", loads.Load())
+			}
+			fc.end(r)
+			r.recovery(t, "cache-aside, "+fc.name, time.Now())
+			// Once Redis is back, values are served from it again.
+			before := loads.Load()
+			for range 3 {
+				if _, err := redisx.Cache(ctx, r.rdb, k, time.Minute, load); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := loads.Load() - before; n > 1 {
+				t.Errorf("after recovery the loader ran %d times for 3 lookups; want at most 1 (then hits)", n)
+			}
+		})
+	}
 }
