@@ -28,12 +28,16 @@
 // # Keys
 //
 // All keys of one user share the user's hash tag, so every script touches
-// one slot:
+// one slot (h is the base64url SHA-256 of the token's secret):
 //
-//	session:{uid}:<sha256hex>  hash: the session; TTL = its idle expiry
-//	sessions:user:{uid}        sorted set of "<id>:<sha256hex>" by idle expiry;
-//	                           TTL = its latest entry; pruned on every read and write
-//	sessions:epoch:{uid}       revocation counter bumped by DeleteAll
+//	session:{uid}:<h>       string: the session; TTL = its idle expiry
+//	sessions:user:{uid}     sorted set of "<id>:<h>" by idle expiry;
+//	                        TTL = its latest entry; pruned on every read and write
+//	sessions:epoch:{uid}    revocation counter bumped by DeleteAll
+//
+// A session is one compact string (a numeric header the scripts read, then
+// the data as JSON only Go reads), about 500 to 700 bytes of Redis memory
+// with its index entry; see scripts.go and the README.
 //
 // Every session records the epoch it was born in and is dead as soon as
 // the epoch moves, so DeleteAll is complete even for a session the index

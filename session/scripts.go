@@ -8,16 +8,25 @@ import "github.com/theaterscriptpro/tsp/redisx"
 // session that another request deleted, rotated or revoked.
 //
 // Keys, all under the user's hash tag {uid}, so a script touches one
-// Redis Cluster slot:
+// Redis Cluster slot (h is the base64url SHA-256 of the token's secret):
 //
-//	session:{uid}:<sha256hex(secret)>  hash, the session; TTL = idle expiry
-//	sessions:user:{uid}                sorted set "<id>:<sha256hex>" scored by
-//	                                   idle expiry (ms); TTL = its latest score
-//	sessions:epoch:{uid}               revocation counter; TTL >= the longest
-//	                                   remaining life of a session born in it
+//	session:{uid}:<h>      string, the session (format below); TTL = idle expiry
+//	sessions:user:{uid}    sorted set of "<id>:<h>" scored by idle expiry
+//	                       (ms); TTL = its latest score
+//	sessions:epoch:{uid}   revocation counter; TTL >= the longest remaining
+//	                       life of a session born in it
+//
+// A session is one string, "1|ca|ls|ie|ae|ep|v|id|data": format version 1,
+// created, last seen, idle and absolute expiry (ms), epoch, version, public
+// id, then the data (email, role, user agent, IP, attributes) as JSON that
+// only Go reads. The scripts parse the numeric header and never the data.
+// A string stays compact whatever the data holds (a hash turns into a
+// hashtable, twice the memory, once one value passes 64 bytes, as a user
+// agent usually does); the index member "<id>:<h>" is 60 bytes so the
+// sorted set stays a listpack too.
 //
 // Scripts that reach sessions through the index (evict, DeleteAll,
-// DeleteByID, List) build their keys as ARGV prefix .. hash: the prefix
+// DeleteByID, List) build their keys as ARGV prefix .. h: the prefix
 // carries the same hash tag, so those keys are on the slot of the declared
 // ones, which Redis Cluster allows.
 //
@@ -25,12 +34,7 @@ import "github.com/theaterscriptpro/tsp/redisx"
 // instances with skewed clocks agree; a test's Config.Now passes its time
 // in milliseconds instead. Every TTL is set relative to that time, so a
 // test clock and the real one never mix.
-//
-// Session hash fields; hmget returns them in this order (Go: field*).
 const luaPrelude = `
-local FIELDS = {'id', 'em', 'ro', 'ca', 'ls', 'ie', 'ae', 'ua', 'ip', 'ep', 'v', 'at'}
-local ID, LS, IE, AE, EP, V = 1, 5, 6, 7, 10, 11
-
 local function clock(a)
   local n = tonumber(a)
   if n and n > 0 then return n end
@@ -41,18 +45,35 @@ end
 -- ms formats a millisecond count as an integer string (never 1.7e+12).
 local function ms(n) return string.format('%.0f', n) end
 
-local function hmget(k) return redis.call('HMGET', k, unpack(FIELDS)) end
+-- parse reads a session value; nil for none or a value it cannot read
+-- (which then counts as dead).
+local function parse(v)
+  if not v then return nil end
+  local ca, ls, ie, ae, ep, ver, id, pos =
+    string.match(v, '^1|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%w_%-]+)|()')
+  if not pos then return nil end
+  return {ca = tonumber(ca), ls = tonumber(ls), ie = tonumber(ie), ae = tonumber(ae),
+    ep = tonumber(ep), v = tonumber(ver), id = id, data = string.sub(v, pos)}
+end
+
+local function format(s)
+  return '1|' .. ms(s.ca) .. '|' .. ms(s.ls) .. '|' .. ms(s.ie) .. '|' .. ms(s.ae) .. '|' ..
+    ms(s.ep) .. '|' .. ms(s.v) .. '|' .. s.id .. '|' .. s.data
+end
+
+-- load returns the raw value and the parsed session of key k.
+local function load(k)
+  local v = redis.call('GET', k)
+  return v, parse(v)
+end
 
 -- epoch: the user's revocation epoch; no key means epoch 0.
 local function epoch(k) return tonumber(redis.call('GET', k) or '0') end
 
 -- alive: a session lives while now is before its idle and its absolute
--- expiry and it was born in the user's current epoch. A hash missing a
--- field counts as dead.
-local function alive(f, now, ep)
-  if not f[ID] then return false end
-  local ie, ae, e = tonumber(f[IE]), tonumber(f[AE]), tonumber(f[EP])
-  return ie ~= nil and ae ~= nil and e ~= nil and now < ie and now < ae and e == ep
+-- expiry and it was born in the user's current epoch.
+local function alive(s, now, ep)
+  return s ~= nil and now < s.ie and now < s.ae and s.ep == ep
 end
 
 -- prune drops index entries whose idle expiry has passed (their session
@@ -70,43 +91,25 @@ local function fit(idx, now)
   if ttl > 0 then redis.call('PEXPIRE', idx, ms(ttl)) else redis.call('DEL', idx) end
 end
 
--- hashOf returns the secret hash of an index member "<id>:<hash>".
-local function hashOf(m) return string.match(m, ':(%x+)$') end
+-- hashOf returns the secret hash of an index member "<id>:<h>".
+local function hashOf(m) return string.match(m, ':([%w_%-]+)$') end
 `
-
-// Positions in the array hmget returns, and one past it for the extras
-// the load and rotate scripts append.
-const (
-	fieldID = iota
-	fieldEmail
-	fieldRole
-	fieldCreated
-	fieldLastSeen
-	fieldIdleExp
-	fieldAbsExp
-	fieldUserAgent
-	fieldIP
-	fieldEpoch
-	fieldVersion
-	fieldAttrs
-	fieldWrote // appended: 1 if the script wrote (touch or rotate)
-	numFields
-)
 
 func script(body string) *redisx.Script { return redisx.NewScript(luaPrelude + body) }
 
 // loadScript is Get (ARGV[3] "0") and Touch ("1") in one round trip.
-// KEYS: session, index, epoch. ARGV: now, hash, touch, interval ms, idle ms.
+// KEYS: session, index, epoch. ARGV: now, h, touch, interval ms, idle ms.
+// Returns {value, wrote} or nil.
 var loadScript = script(`
 local now = clock(ARGV[1])
-local f = hmget(KEYS[1])
+local v, s = load(KEYS[1])
 local pruned = prune(KEYS[2], now)
-if not alive(f, now, epoch(KEYS[3])) then
+if not alive(s, now, epoch(KEYS[3])) then
   -- Dead (expired by our clock, or revoked by an epoch bump): remove it
   -- now, so nothing can read it again, not even before its TTL fires.
-  if f[ID] then
+  if v then
     redis.call('DEL', KEYS[1])
-    redis.call('ZREM', KEYS[2], f[ID] .. ':' .. ARGV[2])
+    if s then redis.call('ZREM', KEYS[2], s.id .. ':' .. ARGV[2]) end
     pruned = pruned + 1
   end
   if pruned > 0 then fit(KEYS[2], now) end
@@ -115,24 +118,23 @@ end
 local wrote = 0
 -- Activity writes only when the last write is at least one interval old:
 -- most lookups are a pure read.
-if ARGV[3] == '1' and now - tonumber(f[LS]) >= tonumber(ARGV[4]) then
+if ARGV[3] == '1' and now - s.ls >= tonumber(ARGV[4]) then
   -- The idle expiry moves forward, never past the absolute one.
-  local ie = math.min(now + tonumber(ARGV[5]), tonumber(f[AE]))
-  f[LS], f[IE] = ms(now), ms(ie)
-  redis.call('HSET', KEYS[1], 'ls', f[LS], 'ie', f[IE])
-  redis.call('PEXPIRE', KEYS[1], ms(ie - now))
+  s.ls, s.ie = now, math.min(now + tonumber(ARGV[5]), s.ae)
+  v = format(s)
+  redis.call('SET', KEYS[1], v, 'PX', ms(s.ie - now))
   -- ZADD (not XX) also puts back an entry the index lost.
-  redis.call('ZADD', KEYS[2], f[IE], f[ID] .. ':' .. ARGV[2])
+  redis.call('ZADD', KEYS[2], ms(s.ie), s.id .. ':' .. ARGV[2])
   wrote = 1
 end
 if wrote == 1 or pruned > 0 then fit(KEYS[2], now) end
-f[13] = wrote
-return f
+return {v, wrote}
 `)
 
 // createScript stores a new session, making room first.
-// KEYS: session, index, epoch. ARGV: now, hash, idle ms, absolute ms,
-// max per user, session key prefix, id, email, role, user agent, ip, attrs.
+// KEYS: session, index, epoch. ARGV: now, h, idle ms, absolute ms,
+// max per user, session key prefix, id, data.
+// Returns {created ms, evicted}.
 var createScript = script(`
 local now = clock(ARGV[1])
 -- A 256-bit secret never repeats; if it ever did, refuse rather than
@@ -150,16 +152,10 @@ while redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) do
 end
 local ep = epoch(KEYS[3])
 local ae = now + tonumber(ARGV[4])
-local ie = math.min(now + tonumber(ARGV[3]), ae)
-local h = {'id', ARGV[7], 'ca', ms(now), 'ls', ms(now), 'ie', ms(ie), 'ae', ms(ae), 'ep', ms(ep), 'v', '0'}
--- Empty optional fields are left out: every hash field costs memory.
-for i, name in ipairs({'em', 'ro', 'ua', 'ip', 'at'}) do
-  local v = ARGV[7 + i]
-  if v ~= '' then h[#h + 1] = name; h[#h + 1] = v end
-end
-redis.call('HSET', KEYS[1], unpack(h))
-redis.call('PEXPIRE', KEYS[1], ms(ie - now))
-redis.call('ZADD', KEYS[2], ms(ie), ARGV[7] .. ':' .. ARGV[2])
+local s = {ca = now, ls = now, ie = math.min(now + tonumber(ARGV[3]), ae), ae = ae,
+  ep = ep, v = 0, id = ARGV[7], data = ARGV[8]}
+redis.call('SET', KEYS[1], format(s), 'PX', ms(s.ie - now))
+redis.call('ZADD', KEYS[2], ms(s.ie), s.id .. ':' .. ARGV[2])
 fit(KEYS[2], now)
 -- A session born after a revocation needs the epoch key as long as it may
 -- live: if the key expired first, the epoch would read 0 and end it.
@@ -170,70 +166,63 @@ return {ms(now), evicted}
 `)
 
 // updateScript is the compare-and-set write of Update.
-// KEYS: session, epoch. ARGV: now, version read, email, role, ua, ip, attrs.
+// KEYS: session, epoch. ARGV: now, version read, data.
 // Returns 1 done, 0 changed since read (retry), -1 no live session.
 var updateScript = script(`
 local now = clock(ARGV[1])
-local f = hmget(KEYS[1])
--- Never write into a session that is gone: HSET would recreate it.
-if not alive(f, now, epoch(KEYS[2])) then return -1 end
-if f[V] ~= ARGV[2] then return 0 end
-local set, del = {}, {}
-for i, name in ipairs({'em', 'ro', 'ua', 'ip', 'at'}) do
-  local v = ARGV[2 + i]
-  if v == '' then del[#del + 1] = name else set[#set + 1] = name; set[#set + 1] = v end
-end
-if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
-if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
-redis.call('HINCRBY', KEYS[1], 'v', 1)
+local _, s = load(KEYS[1])
+-- Never write into a session that is gone: SET would recreate it.
+if not alive(s, now, epoch(KEYS[2])) then return -1 end
+if ms(s.v) ~= ARGV[2] then return 0 end
+s.v, s.data = s.v + 1, ARGV[3]
+redis.call('SET', KEYS[1], format(s), 'KEEPTTL')
 return 1
 `)
 
 // deleteScript ends one session by token.
-// KEYS: session, index. ARGV: now, hash. Returns 1 if it existed.
+// KEYS: session, index. ARGV: now, h. Returns 1 if it existed.
 var deleteScript = script(`
 local now = clock(ARGV[1])
-local id = redis.call('HGET', KEYS[1], 'id')
+local _, s = load(KEYS[1])
 local n = redis.call('DEL', KEYS[1])
-if id then redis.call('ZREM', KEYS[2], id .. ':' .. ARGV[2]) end
+if s then redis.call('ZREM', KEYS[2], s.id .. ':' .. ARGV[2]) end
 prune(KEYS[2], now)
 fit(KEYS[2], now)
 return n
 `)
 
 // rotateScript moves a live session to a new token in one step.
-// KEYS: old session, new session, index, epoch. ARGV: now, old hash,
-// new hash, idle ms. Returns the new session's fields, or nil.
+// KEYS: old session, new session, index, epoch. ARGV: now, old h, new h,
+// idle ms. Returns {value, 1} of the new session, or nil.
 var rotateScript = script(`
 local now = clock(ARGV[1])
-local f = hmget(KEYS[1])
-if not alive(f, now, epoch(KEYS[4])) then
-  if f[ID] then
+local v, s = load(KEYS[1])
+if not alive(s, now, epoch(KEYS[4])) then
+  if v then
     redis.call('DEL', KEYS[1])
-    redis.call('ZREM', KEYS[3], f[ID] .. ':' .. ARGV[2])
+    if s then redis.call('ZREM', KEYS[3], s.id .. ':' .. ARGV[2]) end
   end
   return false
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('ERR session exists') end
--- RENAME moves every field (id, creation, absolute expiry, epoch, data):
--- the old token stops working in the same step the new one starts.
-redis.call('RENAME', KEYS[1], KEYS[2])
--- Rotation is activity: the idle expiry moves, never past the absolute.
-local ie = math.min(now + tonumber(ARGV[4]), tonumber(f[AE]))
-f[LS], f[IE] = ms(now), ms(ie)
-redis.call('HSET', KEYS[2], 'ls', f[LS], 'ie', f[IE])
-redis.call('PEXPIRE', KEYS[2], ms(ie - now))
-redis.call('ZREM', KEYS[3], f[ID] .. ':' .. ARGV[2])
-redis.call('ZADD', KEYS[3], f[IE], f[ID] .. ':' .. ARGV[3])
+-- Same id, creation, absolute expiry, epoch and data under the new key;
+-- the old key goes in the same step, so exactly one token works at any
+-- instant. Rotation is activity: the idle expiry moves, never past the
+-- absolute one.
+s.ls, s.ie = now, math.min(now + tonumber(ARGV[4]), s.ae)
+v = format(s)
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], v, 'PX', ms(s.ie - now))
+redis.call('ZREM', KEYS[3], s.id .. ':' .. ARGV[2])
+redis.call('ZADD', KEYS[3], ms(s.ie), s.id .. ':' .. ARGV[3])
 prune(KEYS[3], now)
 fit(KEYS[3], now)
-f[13] = 1
-return f
+return {v, 1}
 `)
 
 // deleteAllScript revokes every session of a user but one.
 // KEYS: index, epoch[, session to keep]. ARGV: now, session key prefix,
-// hash to keep ("" for none), absolute ms. Returns how many ended.
+// h to keep ("" for none), absolute ms. Returns how many ended.
 var deleteAllScript = script(`
 local now = clock(ARGV[1])
 local old = epoch(KEYS[2])
@@ -245,11 +234,12 @@ if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KE
 -- was alive in the old one; it is put (back) in the index.
 local kept = nil
 if KEYS[3] then
-  local f = hmget(KEYS[3])
-  if alive(f, now, old) then
-    redis.call('HSET', KEYS[3], 'ep', ms(ep))
-    kept = f[ID] .. ':' .. ARGV[3]
-    redis.call('ZADD', KEYS[1], f[IE], kept)
+  local _, s = load(KEYS[3])
+  if alive(s, now, old) then
+    s.ep = ep
+    redis.call('SET', KEYS[3], format(s), 'KEEPTTL')
+    kept = s.id .. ':' .. ARGV[3]
+    redis.call('ZADD', KEYS[1], ms(s.ie), kept)
   end
 end
 local n = 0
@@ -283,7 +273,7 @@ fit(KEYS[1], now)
 return n
 `)
 
-// listScript returns the fields of every live session of a user and
+// listScript returns the values of every live session of a user and
 // drops what is dead from the index (and Redis) on the way.
 // KEYS: index, epoch. ARGV: now, session key prefix.
 var listScript = script(`
@@ -293,12 +283,12 @@ local changed = prune(KEYS[1], now)
 local out = {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local h = hashOf(m)
-  local f = {}
-  if h then f = hmget(ARGV[2] .. h) end
-  if h and alive(f, now, ep) then
-    out[#out + 1] = f
+  local v, s = nil, nil
+  if h then v, s = load(ARGV[2] .. h) end
+  if alive(s, now, ep) then
+    out[#out + 1] = v
   else
-    if f[ID] then redis.call('DEL', ARGV[2] .. h) end
+    if v then redis.call('DEL', ARGV[2] .. h) end
     redis.call('ZREM', KEYS[1], m)
     changed = changed + 1
   end

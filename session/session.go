@@ -59,7 +59,7 @@ const (
 	MaxAttrs     = 32
 	MaxAttrKey   = 64
 	MaxAttrValue = 1024
-	MaxAttrBytes = 4096 // the attributes encoded as JSON
+	MaxAttrBytes = 4096 // keys and values together
 )
 
 var (
@@ -77,14 +77,21 @@ var (
 	ErrConflict = errors.New("session: concurrent update conflict")
 )
 
-// data is the part of a session that Create and Update write.
-type data struct {
-	email, role, ua, ip, attrs string
+// record is the part of a session that Create and Update write, as it is
+// stored: JSON after the header the scripts read (see scripts.go).
+type record struct {
+	Email     string            `json:"em,omitempty"`
+	Role      string            `json:"ro,omitempty"`
+	UserAgent string            `json:"ua,omitempty"`
+	IP        string            `json:"ip,omitempty"`
+	Attrs     map[string]string `json:"at,omitempty"`
 }
 
-func checkData(email, role, ua, ip string, attrs map[string]string) (data, error) {
-	bad := func(format string, args ...any) (data, error) {
-		return data{}, fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+// encodeRecord checks the data against the limits (cutting the user
+// agent) and returns it cleaned and encoded.
+func encodeRecord(email, role, ua, ip string, attrs map[string]string) (record, string, error) {
+	bad := func(format string, args ...any) (record, string, error) {
+		return record{}, "", fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}
 	if len(email) > MaxEmail || !utf8.ValidString(email) || hasControl(email) {
 		return bad("Email: at most %d bytes of printable UTF-8", MaxEmail)
@@ -95,14 +102,20 @@ func checkData(email, role, ua, ip string, attrs map[string]string) (data, error
 	if len(ip) > MaxIP || hasControl(ip) || !utf8.ValidString(ip) {
 		return bad("IP: at most %d bytes of printable UTF-8", MaxIP)
 	}
+	if err := checkAttrs(attrs); err != nil {
+		return record{}, "", err
+	}
 	// The user agent is the client's to choose: cut it down rather than
 	// refuse a sign-in over it.
-	ua = cleanUserAgent(ua)
-	enc, err := encodeAttrs(attrs)
-	if err != nil {
-		return data{}, err
+	rec := record{Email: email, Role: role, UserAgent: cleanUserAgent(ua), IP: ip}
+	if len(attrs) > 0 {
+		rec.Attrs = attrs
 	}
-	return data{email: email, role: role, ua: ua, ip: ip, attrs: enc}, nil
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return bad("%v", err)
+	}
+	return rec, string(b), nil
 }
 
 func cleanUserAgent(ua string) string {
@@ -131,18 +144,18 @@ func hasControl(s string) bool {
 	return false
 }
 
-// encodeAttrs checks attrs against the limits and encodes them as JSON
-// (keys sorted, so equal maps store equal bytes); none encodes as "".
-func encodeAttrs(attrs map[string]string) (string, error) {
+// checkAttrs checks attrs against the limits.
+func checkAttrs(attrs map[string]string) error {
 	if len(attrs) == 0 {
-		return "", nil
+		return nil
 	}
-	bad := func(format string, args ...any) (string, error) {
-		return "", fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}
 	if len(attrs) > MaxAttrs {
 		return bad("Attrs: at most %d entries, got %d", MaxAttrs, len(attrs))
 	}
+	size := 2
 	for k, v := range attrs {
 		if k == "" || len(k) > MaxAttrKey || !utf8.ValidString(k) || hasControl(k) {
 			return bad("Attrs: keys must be 1 to %d bytes of printable UTF-8", MaxAttrKey)
@@ -150,24 +163,10 @@ func encodeAttrs(attrs map[string]string) (string, error) {
 		if len(v) > MaxAttrValue || !utf8.ValidString(v) {
 			return bad("Attrs[%q]: at most %d bytes of UTF-8", k, MaxAttrValue)
 		}
+		size += len(k) + len(v) + 6 // quotes, colon, comma
 	}
-	b, err := json.Marshal(attrs)
-	if err != nil {
-		return bad("Attrs: %v", err)
+	if size > MaxAttrBytes {
+		return bad("Attrs: at most %d bytes in all, got about %d", MaxAttrBytes, size)
 	}
-	if len(b) > MaxAttrBytes {
-		return bad("Attrs: at most %d bytes encoded, got %d", MaxAttrBytes, len(b))
-	}
-	return string(b), nil
-}
-
-func decodeAttrs(s string) map[string]string {
-	if s == "" {
-		return nil
-	}
-	var m map[string]string
-	// Only Create and Update write this field, from encodeAttrs: a value
-	// that does not decode is treated as none rather than failing sign-in.
-	_ = json.Unmarshal([]byte(s), &m)
-	return m
+	return nil
 }

@@ -3,10 +3,12 @@ package session
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -61,7 +63,7 @@ func (s *Store) epochKey(userID string) string { return s.keys.Tagged("sessions:
 
 // sessionPrefix is sessionKey without the hash, for scripts that reach
 // sessions through the index: an empty suffix escapes to nothing, so
-// sessionPrefix(u)+h == sessionKey(u, h) (hashes are hex, never escaped).
+// sessionPrefix(u)+h == sessionKey(u, h) (base64url is never escaped).
 func (s *Store) sessionPrefix(userID string) string { return s.keys.Tagged("session", userID, "") }
 
 // now is the scripts' first argument: the test clock in ms, or "0" for
@@ -81,7 +83,7 @@ func (s *Store) Create(ctx context.Context, ns NewSession) (token string, _ Sess
 	if !ValidUserID(ns.UserID) {
 		return "", Session{}, fmt.Errorf("%w: UserID: 1 to %d characters of [A-Za-z0-9_-]", ErrInvalid, MaxUserIDLen)
 	}
-	d, err := checkData(ns.Email, ns.Role, ns.UserAgent, ns.IP, ns.Attrs)
+	rec, data, err := encodeRecord(ns.Email, ns.Role, ns.UserAgent, ns.IP, ns.Attrs)
 	if err != nil {
 		return "", Session{}, err
 	}
@@ -89,10 +91,10 @@ func (s *Store) Create(ctx context.Context, ns NewSession) (token string, _ Sess
 	id := newID()
 	res := createScript.Run(ctx, s.rdb,
 		[]string{s.sessionKey(ns.UserID, hash), s.indexKey(ns.UserID), s.epochKey(ns.UserID)},
-		[]string{s.now(), hash, s.idle, s.abs, s.max, s.sessionPrefix(ns.UserID), id, d.email, d.role, d.ua, d.ip, d.attrs})
+		[]string{s.now(), hash, s.idle, s.abs, s.max, s.sessionPrefix(ns.UserID), id, data})
 	arr, err := res.ToArray()
 	if err != nil {
-		return "", Session{}, s.fail("create", err)
+		return "", Session{}, fail("create", err)
 	}
 	if len(arr) != 2 {
 		return "", Session{}, fmt.Errorf("session: create: unexpected reply")
@@ -110,9 +112,9 @@ func (s *Store) Create(ctx context.Context, ns NewSession) (token string, _ Sess
 	at := time.UnixMilli(created)
 	ae := at.Add(s.cfg.AbsoluteTimeout)
 	return token, Session{
-		ID: id, UserID: ns.UserID, Email: d.email, Role: d.role,
+		ID: id, UserID: ns.UserID, Email: rec.Email, Role: rec.Role,
 		CreatedAt: at, LastSeenAt: at, IdleExpiresAt: minTime(at.Add(s.cfg.IdleTimeout), ae), ExpiresAt: ae,
-		UserAgent: d.ua, IP: d.ip, Attrs: decodeAttrs(d.attrs), version: "0",
+		UserAgent: rec.UserAgent, IP: rec.IP, Attrs: cloneMap(rec.Attrs), version: "0",
 	}, nil
 }
 
@@ -150,14 +152,14 @@ func (s *Store) load(ctx context.Context, token string, touch bool) (Session, er
 	res := loadScript.Run(ctx, s.rdb,
 		[]string{s.sessionKey(userID, hash), s.indexKey(userID), s.epochKey(userID)},
 		[]string{s.now(), hash, flag, s.touch, s.idle})
-	sess, wrote, err := s.decodeReply(res, userID)
+	sess, wrote, err := decodeReply(res, userID)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			s.metrics.lookups.WithLabelValues("not_found").Inc()
 			return Session{}, err
 		}
 		s.metrics.lookups.WithLabelValues(failKind(err)).Inc()
-		return Session{}, s.fail("get", err)
+		return Session{}, fail("get", err)
 	}
 	s.metrics.lookups.WithLabelValues("ok").Inc()
 	if wrote {
@@ -166,9 +168,9 @@ func (s *Store) load(ctx context.Context, token string, touch bool) (Session, er
 	return sess, nil
 }
 
-// decodeReply turns a script's session reply into a Session; a nil reply
-// is ErrNotFound.
-func (s *Store) decodeReply(res rueidis.RedisResult, userID string) (Session, bool, error) {
+// decodeReply turns a script's {value, wrote} reply into a Session; a
+// nil reply is ErrNotFound.
+func decodeReply(res rueidis.RedisResult, userID string) (Session, bool, error) {
 	arr, err := res.ToArray()
 	if redisx.IsNil(err) {
 		return Session{}, false, ErrNotFound
@@ -176,53 +178,52 @@ func (s *Store) decodeReply(res rueidis.RedisResult, userID string) (Session, bo
 	if err != nil {
 		return Session{}, false, err
 	}
-	sess, err := decodeFields(arr, userID)
+	if len(arr) != 2 {
+		return Session{}, false, fmt.Errorf("session: unexpected reply of %d elements", len(arr))
+	}
+	v, err := arr[0].ToString()
+	if err != nil {
+		return Session{}, false, fmt.Errorf("session: unexpected reply: %w", err)
+	}
+	sess, err := parseValue(v, userID)
 	if err != nil {
 		return Session{}, false, err
 	}
-	var wrote bool
-	if len(arr) > fieldWrote {
-		n, _ := arr[fieldWrote].AsInt64()
-		wrote = n == 1
-	}
-	return sess, wrote, nil
+	wrote, _ := arr[1].AsInt64()
+	return sess, wrote == 1, nil
 }
 
-// decodeFields reads the hmget array of the scripts.
-func decodeFields(arr []rueidis.RedisMessage, userID string) (Session, error) {
-	if len(arr) < fieldWrote {
-		return Session{}, fmt.Errorf("session: unexpected reply of %d fields", len(arr))
-	}
-	var f [fieldWrote]string
-	for i := range f {
-		if arr[i].IsNil() {
-			continue
+// parseValue reads a stored session: "1|ca|ls|ie|ae|ep|v|id|data" (see
+// scripts.go).
+func parseValue(v, userID string) (Session, error) {
+	var head [8]string
+	rest := v
+	for i := range head {
+		var ok bool
+		head[i], rest, ok = strings.Cut(rest, "|")
+		if !ok {
+			return Session{}, fmt.Errorf("session: stored value has %d fields, want 9", i+1)
 		}
-		v, err := arr[i].ToString()
+	}
+	if head[0] != "1" {
+		return Session{}, fmt.Errorf("session: stored value has format %q, want 1", head[0])
+	}
+	var t [4]time.Time
+	for i := range t {
+		n, err := strconv.ParseInt(head[1+i], 10, 64)
 		if err != nil {
-			return Session{}, fmt.Errorf("session: field %d: %w", i, err)
+			return Session{}, fmt.Errorf("session: stored time %d is not a number", i)
 		}
-		f[i] = v
+		t[i] = time.UnixMilli(n)
 	}
-	ts := func(i int) (time.Time, error) {
-		n, err := strconv.ParseInt(f[i], 10, 64)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("session: field %d is not a time", i)
-		}
-		return time.UnixMilli(n), nil
-	}
-	ca, e1 := ts(fieldCreated)
-	ls, e2 := ts(fieldLastSeen)
-	ie, e3 := ts(fieldIdleExp)
-	ae, e4 := ts(fieldAbsExp)
-	if err := errors.Join(e1, e2, e3, e4); err != nil {
-		return Session{}, err
+	var rec record
+	if err := json.Unmarshal([]byte(rest), &rec); err != nil {
+		return Session{}, fmt.Errorf("session: stored data: %w", err)
 	}
 	return Session{
-		ID: f[fieldID], UserID: userID, Email: f[fieldEmail], Role: f[fieldRole],
-		CreatedAt: ca, LastSeenAt: ls, IdleExpiresAt: ie, ExpiresAt: ae,
-		UserAgent: f[fieldUserAgent], IP: f[fieldIP], Attrs: decodeAttrs(f[fieldAttrs]),
-		version: f[fieldVersion],
+		ID: head[7], UserID: userID, Email: rec.Email, Role: rec.Role,
+		CreatedAt: t[0], LastSeenAt: t[1], IdleExpiresAt: t[2], ExpiresAt: t[3],
+		UserAgent: rec.UserAgent, IP: rec.IP, Attrs: rec.Attrs, version: head[6],
 	}, nil
 }
 
@@ -249,20 +250,20 @@ func (s *Store) Update(ctx context.Context, token string, fn func(*Session)) (Se
 		next := cur
 		next.Attrs = cloneMap(cur.Attrs)
 		fn(&next)
-		d, err := checkData(next.Email, next.Role, next.UserAgent, next.IP, next.Attrs)
+		rec, data, err := encodeRecord(next.Email, next.Role, next.UserAgent, next.IP, next.Attrs)
 		if err != nil {
 			return Session{}, err
 		}
 		n, err := updateScript.Run(ctx, s.rdb,
 			[]string{s.sessionKey(userID, hash), s.epochKey(userID)},
-			[]string{s.now(), cur.version, d.email, d.role, d.ua, d.ip, d.attrs}).AsInt64()
+			[]string{s.now(), cur.version, data}).AsInt64()
 		if err != nil {
-			return Session{}, s.fail("update", err)
+			return Session{}, fail("update", err)
 		}
 		switch n {
 		case 1:
 			v, _ := strconv.ParseInt(cur.version, 10, 64)
-			cur.Email, cur.Role, cur.UserAgent, cur.IP, cur.Attrs = d.email, d.role, d.ua, d.ip, decodeAttrs(d.attrs)
+			cur.Email, cur.Role, cur.UserAgent, cur.IP, cur.Attrs = rec.Email, rec.Role, rec.UserAgent, rec.IP, cloneMap(rec.Attrs)
 			cur.version = strconv.FormatInt(v+1, 10)
 			return cur, nil
 		case -1:
@@ -294,7 +295,7 @@ func (s *Store) Delete(ctx context.Context, token string) error {
 		[]string{s.sessionKey(userID, hash), s.indexKey(userID)},
 		[]string{s.now(), hash}).AsInt64()
 	if err != nil {
-		return s.fail("delete", err)
+		return fail("delete", err)
 	}
 	if n > 0 {
 		s.metrics.revoked.WithLabelValues("delete").Inc()
@@ -321,7 +322,7 @@ func (s *Store) DeleteAll(ctx context.Context, userID, exceptToken string) (int,
 	n, err := deleteAllScript.Run(ctx, s.rdb, keys,
 		[]string{s.now(), s.sessionPrefix(userID), keepHash, s.abs}).AsInt64()
 	if err != nil {
-		return 0, s.fail("delete all", err)
+		return 0, fail("delete all", err)
 	}
 	s.metrics.revoked.WithLabelValues("delete_all").Add(float64(n))
 	return int(n), nil
@@ -337,7 +338,7 @@ func (s *Store) DeleteByID(ctx context.Context, userID, sessionID string) (bool,
 	n, err := deleteByIDScript.Run(ctx, s.rdb, []string{s.indexKey(userID)},
 		[]string{s.now(), s.sessionPrefix(userID), sessionID}).AsInt64()
 	if err != nil {
-		return false, s.fail("delete by id", err)
+		return false, fail("delete by id", err)
 	}
 	if n > 0 {
 		s.metrics.revoked.WithLabelValues("delete_by_id").Inc()
@@ -356,15 +357,15 @@ func (s *Store) List(ctx context.Context, userID string) ([]Session, error) {
 		[]string{s.indexKey(userID), s.epochKey(userID)},
 		[]string{s.now(), s.sessionPrefix(userID)}).ToArray()
 	if err != nil {
-		return nil, s.fail("list", err)
+		return nil, fail("list", err)
 	}
 	out := make([]Session, 0, len(arr))
 	for _, m := range arr {
-		fields, err := m.ToArray()
+		v, err := m.ToString()
 		if err != nil {
 			return nil, fmt.Errorf("session: list: %w", err)
 		}
-		sess, err := decodeFields(fields, userID)
+		sess, err := parseValue(v, userID)
 		if err != nil {
 			return nil, err
 		}
@@ -388,12 +389,12 @@ func (s *Store) Rotate(ctx context.Context, token string) (newToken string, _ Se
 	res := rotateScript.Run(ctx, s.rdb,
 		[]string{s.sessionKey(userID, oldHash), s.sessionKey(userID, newHash), s.indexKey(userID), s.epochKey(userID)},
 		[]string{s.now(), oldHash, newHash, s.idle})
-	sess, _, err := s.decodeReply(res, userID)
+	sess, _, err := decodeReply(res, userID)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return "", Session{}, err
 		}
-		return "", Session{}, s.fail("rotate", err)
+		return "", Session{}, fail("rotate", err)
 	}
 	s.metrics.rotations.Inc()
 	return next, sess, nil
@@ -401,7 +402,7 @@ func (s *Store) Rotate(ctx context.Context, token string) (newToken string, _ Se
 
 // fail wraps a Redis failure without its text reaching a client: callers
 // get ErrUnavailable (errors.Is) or a generic store error.
-func (s *Store) fail(op string, err error) error {
+func fail(op string, err error) error {
 	switch {
 	case errors.Is(err, redisx.ErrUnavailable):
 		return fmt.Errorf("session: %s: %w", op, err)

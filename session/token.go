@@ -61,7 +61,7 @@ func isB64URL(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
 
-// mintToken returns a fresh token for userID and the hex SHA-256 of its
+// mintToken returns a fresh token for userID and the SHA-256 of its
 // secret, which is all Redis ever sees.
 func mintToken(userID string) (token, hash string) {
 	var secret [secretBytes]byte
@@ -108,9 +108,12 @@ func parseToken(token string) (userID, hash string, ok bool) {
 	return userID, hashSecret(&secret), true
 }
 
+// hashSecret is the SHA-256 of the secret in base64url (43 characters):
+// shorter than hex, so the index member "<id>:<hash>" stays within the
+// 64 bytes that keep a Redis sorted set in its compact encoding.
 func hashSecret(secret *[secretBytes]byte) string {
 	sum := sha256.Sum256(secret[:])
-	return hex.EncodeToString(sum[:])
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // newID returns a public session id: random, unrelated to the token, so

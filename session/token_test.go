@@ -63,8 +63,8 @@ func TestParseToken(t *testing.T) {
 				}
 				return
 			}
-			if len(hash) != 64 || strings.Trim(hash, "0123456789abcdef") != "" {
-				t.Errorf("got hash %q, want 64 lowercase hex digits", hash)
+			if len(hash) != 43 || strings.Trim(hash, b64Alphabet) != "" {
+				t.Errorf("got hash %q, want 43 base64url characters", hash)
 			}
 			if !strings.HasPrefix(tt.token, uid+".") {
 				t.Errorf("got user %q, want the part before the dot", uid)
@@ -155,7 +155,7 @@ func FuzzParseToken(f *testing.F) {
 			}
 			return
 		}
-		if len(token) > maxTokenLen || !ValidUserID(uid) || len(hash) != 64 {
+		if len(token) > maxTokenLen || !ValidUserID(uid) || len(hash) != 43 {
 			t.Fatalf("accepted %q: user %q hash %q", token, uid, hash)
 		}
 		secret, err := base64.RawURLEncoding.DecodeString(token[len(uid)+1:])
