@@ -33,6 +33,9 @@ func TestRedisDown(t *testing.T) {
 	start := time.Now()
 	r = anon.do("GET", "/api/scripts/"+sc.ID, nil)
 	want(t, r, 200, "read while Redis is down")
+	if x := r.header.Get("X-Cache"); x != "BYPASS" {
+		t.Errorf("X-Cache = %q while Redis is down, want BYPASS", x)
+	}
 	want(t, anon.do("GET", "/api/scripts?limit=3", nil), 200, "list while down")
 	want(t, anon.do("GET", "/api/users/"+author.user.ID, nil), 200, "profile while down")
 	want(t, anon.do("GET", "/api/users/"+author.user.ID+"/scripts", nil), 200, "author's scripts while down")

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/theaterscriptpro/tsp/httpcache"
 	"github.com/theaterscriptpro/tsp/internal/theater"
 	"github.com/theaterscriptpro/tsp/problem"
 	"github.com/theaterscriptpro/tsp/ratelimit"
@@ -113,6 +114,7 @@ type Server struct {
 
 	ips          ratelimit.IPResolver
 	sessions     *session.Manager
+	cache        *httpcache.Cache
 	apiLimiter   *ratelimit.Limiter // nil when off
 	loginLimiter *ratelimit.Limiter // nil when off
 }
@@ -169,6 +171,9 @@ func New(d Deps) (*Server, error) {
 	}
 	cs, err := s.wireToolkit()
 	if err != nil {
+		if s.cache != nil {
+			s.cache.Close()
+		}
 		return nil, err
 	}
 	s.views = newViewCounter(d.Redis, d.ViewFlushInterval, d.Logger)
@@ -178,6 +183,7 @@ func New(d Deps) (*Server, error) {
 	for _, c := range cs {
 		if err := d.Metrics.Register(c); err != nil {
 			s.views.close(context.Background())
+			s.cache.Close()
 			return nil, fmt.Errorf("%w: register metrics: %v", ErrInvalidDeps, err)
 		}
 	}
@@ -202,10 +208,13 @@ func (s *Server) Routes() []Route {
 	return out
 }
 
-// Close sends the view counts not yet flushed and stops the flush loop.
-// Call it after the HTTP server has drained, before closing Redis.
+// Close sends the view counts not yet flushed, stops the flush loop and
+// the response cache's background work. Call it after the HTTP server has
+// drained, before closing Redis.
 func (s *Server) Close(ctx context.Context) error {
-	return s.views.close(ctx)
+	err := s.views.close(ctx)
+	s.cache.Close()
+	return err
 }
 
 // endpoint is one method of a path.

@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/theaterscriptpro/tsp/httpcache"
 	"github.com/theaterscriptpro/tsp/internal/theater"
 	"github.com/theaterscriptpro/tsp/ratelimit"
 	"github.com/theaterscriptpro/tsp/session"
@@ -29,7 +32,16 @@ func (s *Server) wireToolkit() ([]prometheus.Collector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidDeps, err)
 	}
-	cs := []prometheus.Collector{store.Collector()}
+	s.cache, err = httpcache.New(d.Redis, httpcache.Config{
+		// Only the session cookie is a credential: other cookies (analytics
+		// and the like) do not make a public read uncacheable.
+		CredentialCookies: []string{session.DefaultCookieName},
+		Logger:            d.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidDeps, err)
+	}
+	cs := []prometheus.Collector{store.Collector(), s.cache.Collector()}
 	if !d.APIRate.Off() {
 		s.apiLimiter, err = ratelimit.New(d.Redis, ratelimit.Config{
 			Name: "api",
@@ -91,14 +103,61 @@ func (s *Server) secureRequest(r *http.Request) bool {
 	return false
 }
 
-// cacheList, cacheScript and cacheUserScripts are the response caches of
-// the public reads. The response-cache package is not in the tree yet, so
-// they serve from the handler.
-func (s *Server) cacheList(h http.Handler) http.Handler        { return h }
-func (s *Server) cacheScript(h http.Handler) http.Handler      { return h }
-func (s *Server) cacheUserScripts(h http.Handler) http.Handler { return h }
+// Response-cache lifetimes: the original guide's cache({ttl: 300}) for the
+// list and cache({ttl: 600, keyGenerator: resource('script', 'id')}) for one
+// script. An author's list changes as often as the catalogue list.
+const (
+	ListTTL        = 5 * time.Minute
+	ScriptTTL      = 10 * time.Minute
+	UserScriptsTTL = 5 * time.Minute
+)
 
-// invalidateScript drops every cached response that may show sc: the
-// script, every list, its author's list. With no response cache yet there
-// is nothing to drop.
-func (s *Server) invalidateScript(r *http.Request, sc theater.Script) error { return nil }
+// Response-cache namespaces; the keys are scripts:list:{params},
+// script:{id} and scripts:user:{id}, as in the original guide.
+const (
+	nsScripts     = "scripts" // List adds ":list"
+	nsScript      = "script"
+	nsUserScripts = "scripts:user"
+)
+
+// cacheList caches GET /api/scripts for every user alike, keyed on the
+// five parameters API.md names; no other parameter reaches the handler.
+func (s *Server) cacheList(h http.Handler) http.Handler {
+	return s.cache.Middleware(httpcache.Route{
+		Name: "scripts_list", TTL: ListTTL, Key: httpcache.List(nsScripts, listParams()...), Public: true,
+	})(h)
+}
+
+// cacheScript caches GET /api/scripts/{id} under script:{id}.
+func (s *Server) cacheScript(h http.Handler) http.Handler {
+	return s.cache.Middleware(httpcache.Route{
+		Name: "script", TTL: ScriptTTL, Key: httpcache.Resource(nsScript, "id"), Public: true,
+	})(h)
+}
+
+// cacheUserScripts caches GET /api/users/{id}/scripts under
+// scripts:user:{id}.
+func (s *Server) cacheUserScripts(h http.Handler) http.Handler {
+	return s.cache.Middleware(httpcache.Route{
+		Name: "user_scripts", TTL: UserScriptsTTL, Key: httpcache.Resource(nsUserScripts, "id"), Public: true,
+	})(h)
+}
+
+// invalidateScript drops every cached response that may show sc (the
+// script itself, every list page, its author's list) on every instance,
+// before the caller answers: the original guide's
+// invalidateCache(['scripts:*', 'script:*']) without the scan. If Redis
+// fails, httpcache stops serving those entries here at once and retries
+// the purge in the background; the write itself is done, so the request
+// still succeeds.
+func (s *Server) invalidateScript(r *http.Request, sc theater.Script) error {
+	ctx := context.WithoutCancel(r.Context())
+	err := s.cache.Invalidate(ctx,
+		httpcache.ResourceTag(nsScript, sc.ID),
+		httpcache.NamespaceTag(nsScripts+":list"),
+		httpcache.ResourceTag(nsUserScripts, sc.AuthorID))
+	if err != nil {
+		s.log.Warn("cache purge failed; httpcache retries it", "request_id", RequestID(r.Context()), "script", sc.ID)
+	}
+	return nil
+}
