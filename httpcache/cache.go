@@ -305,7 +305,11 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 			if r.Context().Err() != nil {
 				return // the client left; nobody to answer
 			}
-			rt.bypass(w, r, next, "redis-unavailable")
+			// Redis is down or slow: answer without it, but still once per
+			// key in this process, or a sick Redis becomes a stampede on
+			// the database.
+			rt.m.bypass.Inc()
+			rt.miss(w, r, next, k, nil, false, true)
 			return
 		}
 		if found && !c.purges.stale(&rec) {
@@ -332,7 +336,8 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 		next.ServeHTTP(w, r)
 		return
 	}
-	rt.miss(w, r, next, k, stale, revalidate)
+	rt.m.miss.Inc()
+	rt.miss(w, r, next, k, stale, revalidate, false)
 }
 
 func (rt *route) bypass(w http.ResponseWriter, r *http.Request, next http.Handler, why string) {
@@ -430,7 +435,9 @@ func splitList(v string) []string {
 // miss runs the handler once per key in this process: the first request
 // (the leader) runs it on its own request; the others wait and get the
 // stored response, or run the handler themselves when it was not storable.
-func (rt *route) miss(w http.ResponseWriter, r *http.Request, next http.Handler, k entryKey, stale *record, revalidate bool) {
+// With noRedis (the lookup failed) nothing is stored, but waiters still
+// share the leader's response when it is storable.
+func (rt *route) miss(w http.ResponseWriter, r *http.Request, next http.Handler, k entryKey, stale *record, revalidate, noRedis bool) {
 	call, leader := rt.c.flights.join(k.entry)
 	if !leader {
 		rt.m.coalesced.Inc()
@@ -440,43 +447,45 @@ func (rt *route) miss(w http.ResponseWriter, r *http.Request, next http.Handler,
 			return
 		}
 		if call.rec != nil {
-			rt.writeRecord(w, r, call.rec, outcome{xcache: "HIT", hit: true, collapsed: true})
+			o := outcome{xcache: "HIT", hit: true, collapsed: true}
+			if call.bypass {
+				o = outcome{xcache: "BYPASS", collapsed: true, detail: "redis-unavailable"}
+			}
+			rt.writeRecord(w, r, call.rec, o)
 			return
 		}
 		// Not storable (private, an error, too big...): never hand one
 		// request's such response to another.
-		rt.m.miss.Inc()
 		setCacheHeaders(w.Header(), rt.c.cfg.Name, "MISS", "fwd=uri-miss; detail=not-storable")
 		next.ServeHTTP(w, rt.handlerRequest(r))
 		return
 	}
 	defer rt.c.flights.finish(k.entry, call)
-	rt.m.miss.Inc()
-	rt.lead(w, r, next, k, stale, revalidate, call)
+	rt.lead(w, r, next, k, stale, revalidate, noRedis, call)
 }
 
 // lead runs the handler for a missed key and stores its response. Across
 // instances it first takes the key's lease; while another instance holds
 // it, it waits for that instance's entry.
-func (rt *route) lead(w http.ResponseWriter, r *http.Request, next http.Handler, k entryKey, stale *record, force bool, call *flightCall) {
+func (rt *route) lead(w http.ResponseWriter, r *http.Request, next http.Handler, k entryKey, stale *record, force, noRedis bool, call *flightCall) {
 	c := rt.c
-	tags := rt.tagsFor(r, k)
-	lease, err := c.acquire(r.Context(), rt, k, tags, force || stale != nil)
-	switch {
-	case err != nil:
-		if r.Context().Err() != nil {
+	var lease leaseResult
+	if !noRedis {
+		var err error
+		lease, err = c.acquire(r.Context(), rt, k, rt.tagsFor(r, k), force || stale != nil)
+		switch {
+		case err != nil && r.Context().Err() != nil:
+			return
+		case err != nil:
+			// Redis failed between the lookup and now: answer without it.
+			rt.m.bypass.Inc()
+			noRedis = true
+		case lease.rec != nil:
+			// Another instance stored it while we waited for its lease.
+			call.rec = lease.rec
+			rt.writeRecord(w, r, lease.rec, outcome{xcache: "HIT", hit: true, collapsed: true})
 			return
 		}
-		// Redis failed between the lookup and now: answer uncached.
-		rt.m.bypass.Inc()
-		setCacheHeaders(w.Header(), c.cfg.Name, "BYPASS", "fwd=bypass; detail=redis-unavailable")
-		next.ServeHTTP(w, r)
-		return
-	case lease.rec != nil:
-		// Another instance stored it while we waited for its lease.
-		call.rec = lease.rec
-		rt.writeRecord(w, r, lease.rec, outcome{xcache: "HIT", hit: true, collapsed: true})
-		return
 	}
 	released := false
 	release := func() {
@@ -487,8 +496,12 @@ func (rt *route) lead(w http.ResponseWriter, r *http.Request, next http.Handler,
 	}
 	defer release() // also when the handler panics
 
+	xcache, fwd := "MISS", "fwd=uri-miss"
+	if noRedis {
+		xcache, fwd = "BYPASS", "fwd=bypass"
+	}
 	buf := newRecorder(w, rt.maxBody, func(h http.Header) {
-		setCacheHeaders(h, c.cfg.Name, "MISS", "fwd=uri-miss; detail=streamed")
+		setCacheHeaders(h, c.cfg.Name, xcache, fwd+"; detail=streamed")
 	})
 	next.ServeHTTP(buf, rt.handlerRequest(r))
 	if buf.streamed {
@@ -504,7 +517,12 @@ func (rt *route) lead(w http.ResponseWriter, r *http.Request, next http.Handler,
 	rec, enc, reason := rt.build(buf, lease.epochs)
 	if reason != "" {
 		rt.m.notStored(reason)
-		buf.writeTo(w, c.cfg.Name, "fwd=uri-miss; detail=not-stored-"+reason)
+		buf.writeTo(w, xcache, c.cfg.Name, fwd+"; detail=not-stored-"+reason)
+		return
+	}
+	if noRedis {
+		call.rec, call.bypass = &rec, true
+		rt.writeRecord(w, r, &rec, outcome{xcache: "BYPASS", detail: "redis-unavailable"})
 		return
 	}
 	released = true // the store script releases the lease
@@ -693,8 +711,12 @@ func (rt *route) cacheStatus(rec *record, ageMs int64, o outcome) string {
 	case o.fwdStale != 0:
 		b.WriteString("; fwd=stale; fwd-status=")
 		b.WriteString(strconv.Itoa(o.fwdStale))
+	case o.collapsed && o.xcache == "BYPASS":
+		b.WriteString("; fwd=bypass; collapsed")
 	case o.collapsed:
 		b.WriteString("; fwd=uri-miss; collapsed")
+	case o.xcache == "BYPASS":
+		b.WriteString("; fwd=bypass")
 	case o.hit:
 		b.WriteString("; hit")
 	case o.revalidated:
@@ -756,7 +778,7 @@ func (rt *route) refresh(r *http.Request, next http.Handler, k entryKey) {
 		}()
 		ctx, cancel := context.WithTimeout(rr.Context(), c.cfg.RefreshTimeout)
 		defer cancel()
-		rt.lead(newDiscard(), rr.WithContext(ctx), next, k, nil, true, call)
+		rt.lead(newDiscard(), rr.WithContext(ctx), next, k, nil, true, false, call)
 	}()
 }
 
@@ -770,8 +792,9 @@ type flightGroup struct {
 }
 
 type flightCall struct {
-	done chan struct{}
-	rec  *record // set before done closes, only when stored
+	done   chan struct{}
+	rec    *record // set before done closes, only when storable (and stored, unless bypass)
+	bypass bool    // rec was not stored: Redis was unavailable
 }
 
 func (g *flightGroup) join(key string) (*flightCall, bool) {

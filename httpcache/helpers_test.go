@@ -16,8 +16,16 @@ import (
 )
 
 // newCache returns a Cache on a client of its own prefix, closed at cleanup.
+//
+// Unless cfg says otherwise the lookup deadline is long: on a loaded test
+// machine the production default (100ms) makes some lookups fail open,
+// which is right in production and noise in tests about anything else.
+// TestRedisDownBypasses sets a short one on purpose.
 func newCache(tb testing.TB, rdb *redisx.Client, cfg Config) *Cache {
 	tb.Helper()
+	if cfg.LookupTimeout == 0 {
+		cfg.LookupTimeout = 5 * time.Second
+	}
 	c, err := New(rdb, cfg)
 	if err != nil {
 		tb.Fatalf("New: %v", err)

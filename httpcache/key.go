@@ -145,8 +145,12 @@ func (k Key) id(r *http.Request) (string, bool) {
 	// Path: "/a%2Fb" and "/a/b" route differently in http.ServeMux.
 	var b strings.Builder
 	p := r.URL.EscapedPath()
-	b.Grow(len(r.Method) + len(p) + len(q) + 2)
-	b.WriteString(r.Method)
+	m := r.Method
+	if m == http.MethodHead {
+		m = http.MethodGet // HEAD is answered from the GET entry
+	}
+	b.Grow(len(m) + len(p) + len(q) + 2)
+	b.WriteString(m)
 	b.WriteByte(' ')
 	b.WriteString(p)
 	b.WriteByte('?')

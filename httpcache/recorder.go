@@ -89,13 +89,13 @@ func (b *recorder) stream() {
 }
 
 // writeTo sends a buffered response that is not stored, as the handler
-// wrote it, with X-Cache: MISS.
-func (b *recorder) writeTo(w http.ResponseWriter, name, status string) {
+// wrote it.
+func (b *recorder) writeTo(w http.ResponseWriter, xcache, name, status string) {
 	h := w.Header()
 	for k, v := range b.header {
 		h[k] = v
 	}
-	setCacheHeaders(h, name, "MISS", status)
+	setCacheHeaders(h, name, xcache, status)
 	w.WriteHeader(b.statusOr200())
 	if b.body.Len() > 0 {
 		_, _ = w.Write(b.body.Bytes())
