@@ -276,7 +276,8 @@ func (c *Cluster) Masters(tb testing.TB) []*Server {
 	return out
 }
 
-// MasterOf returns the node that currently owns key's slot.
+// MasterOf returns the node that currently owns key's slot, or nil while
+// the slot has none (its master failed and no replica took over yet).
 func (c *Cluster) MasterOf(tb testing.TB, key string) *Server {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -285,12 +286,30 @@ func (c *Cluster) MasterOf(tb testing.TB, key string) *Server {
 	if err != nil {
 		tb.Fatalf("redistest: cluster topology: %v", err)
 	}
-	addr := t.slots[KeySlot(key)]
-	s := c.node(addr)
-	if s == nil {
-		tb.Fatalf("redistest: slot %d of %q has no master", KeySlot(key), key)
+	return c.node(t.slots[KeySlot(key)])
+}
+
+// ReplicasOf returns the live replicas of master whose replication link
+// is up.
+func (c *Cluster) ReplicasOf(tb testing.TB, master *Server) []*Server {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var out []*Server
+	for _, s := range c.Nodes {
+		if s == master || !s.alive() {
+			continue
+		}
+		info, err := nodeString(ctx, s.Addr, "INFO", "replication")
+		if err != nil {
+			continue
+		}
+		f := infoFields(info)
+		if f["role"] == "slave" && addrOf(atoi(f["master_port"])) == master.Addr && f["master_link_status"] == "up" {
+			out = append(out, s)
+		}
 	}
-	return s
+	return out
 }
 
 // KillMaster kills (SIGKILL, as a crash) the master that owns key's slot and
@@ -300,6 +319,9 @@ func (c *Cluster) MasterOf(tb testing.TB, key string) *Server {
 func (c *Cluster) KillMaster(tb testing.TB, key string) *Server {
 	tb.Helper()
 	s := c.MasterOf(tb, key)
+	if s == nil {
+		tb.Fatalf("redistest: slot %d of %q has no master to kill", KeySlot(key), key)
+	}
 	s.Kill()
 	return s
 }

@@ -190,6 +190,19 @@ func (g *Sentinel) Master(tb testing.TB) *Server {
 	return g.server(addr)
 }
 
+// Replicas returns the data nodes that are not the current master.
+func (g *Sentinel) Replicas(tb testing.TB) []*Server {
+	tb.Helper()
+	m := g.Master(tb)
+	var out []*Server
+	for _, s := range g.Servers {
+		if s != m {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // KillMaster kills (SIGKILL, as a crash) the current master and returns it.
 // The sentinels promote the replica after SentinelDownAfter plus their
 // election; Start the returned server to have the sentinels turn it into a

@@ -142,3 +142,11 @@ func scanMasters(ctx context.Context, c *redisx.Client, fn func(addr string, bat
 	}
 	return nil
 }
+
+// Config returns a standalone Config for s with a key prefix of tb's own,
+// whatever TopologyEnv says: for tests that run on a server of their own
+// (fault tests, or a proxy in front of s after changing Addrs).
+func (s *Server) Config(tb testing.TB) redisx.Config {
+	tb.Helper()
+	return redisx.Config{Addrs: []string{s.Addr}, KeyPrefix: Prefix(tb)}
+}
