@@ -24,7 +24,8 @@ func TestRedisOutage(t *testing.T) {
 		KeyPrefix: redistest.Prefix(t),
 		// Far longer than the lookup deadline: if the middleware did not
 		// bound the lookup itself, requests would hang this long.
-		CommandTimeout: 5 * time.Second,
+		CommandTimeout: 10 * time.Second,
+		DialTimeout:    10 * time.Second,
 	})
 	s, err := NewStore(rdb, Config{})
 	if err != nil {
@@ -32,8 +33,8 @@ func TestRedisOutage(t *testing.T) {
 	}
 	const deadline = 300 * time.Millisecond
 	// Scheduling on a shared machine is noisy; the bound only has to tell
-	// the deadline from the 5s command timeout.
-	const slack = time.Second
+	// the deadline from the 10s command and dial timeouts.
+	const slack = 2 * time.Second
 	m := newTestManager(t, s, ManagerConfig{LookupTimeout: deadline})
 	tok, sess := mustCreate(t, s, NewSession{UserID: "u1"})
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/theaterscriptpro/tsp/problem"
+	"github.com/theaterscriptpro/tsp/redisx"
 )
 
 // ManagerConfig configures a Manager. A zero field means its documented
@@ -175,10 +176,33 @@ func (m *Manager) RequireSession(next http.Handler) http.Handler {
 	})
 }
 
+// lookup touches the session within LookupTimeout. The deadline is kept
+// here, not left to the Redis client: whatever path a call takes (a
+// reconnect's dial, a breaker probe), the request is answered on time and
+// the call, its context canceled, finishes on its own.
 func (m *Manager) lookup(ctx context.Context, tok string) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.LookupTimeout)
 	defer cancel()
-	return m.store.Touch(ctx, tok)
+	type result struct {
+		s   Session
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := m.store.Touch(ctx, tok)
+		done <- result{s, err}
+	}()
+	select {
+	case r := <-done:
+		return r.s, r.err
+	case <-ctx.Done():
+		select {
+		case r := <-done: // finished at the same instant: use it
+			return r.s, r.err
+		default:
+		}
+		return Session{}, fmt.Errorf("session: lookup: %w: %w", redisx.ErrUnavailable, ctx.Err())
+	}
 }
 
 func unauthorized(w http.ResponseWriter, detail string) {
