@@ -820,3 +820,10 @@ func (g *flightGroup) finish(key string, call *flightCall) {
 
 // errNoReply marks a Lua reply of an unexpected shape.
 var errNoReply = errors.New("httpcache: unexpected reply from Redis")
+
+// idle reports whether no miss is being handled (tests wait on it).
+func (g *flightGroup) idle() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.calls) == 0
+}
