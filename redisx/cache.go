@@ -79,26 +79,14 @@ func Cache[T any](ctx context.Context, c *Client, key string, ttl time.Duration,
 // T (written by another version, or corrupt) is a miss: load runs and
 // replaces it.
 func CacheWith[T any](ctx context.Context, c *Client, key string, opt CacheOptions, load func(context.Context) (T, error)) (T, error) {
-	var v T
-	_, err := c.cacheBytes(ctx, key, opt, func(ctx context.Context) ([]byte, error) {
-		x, err := load(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(x)
-	}, func(b []byte) error {
-		var zero T
-		v = zero // a failed earlier decode may have filled part of v
-		return json.Unmarshal(b, &v)
-	}, func(b []byte) bool {
-		var x T
-		return json.Unmarshal(b, &x) == nil
-	})
-	if err != nil {
+	// One allocation for the codec and the result together: the hit path
+	// makes no closures.
+	cd := &jsonCodec[T]{fn: load}
+	if _, err := c.cacheBytes(ctx, key, opt, cd); err != nil {
 		var zero T
 		return zero, err
 	}
-	return v, nil
+	return cd.v, nil
 }
 
 // CacheBytes is the cache-aside behind Cache, for values already encoded.
@@ -111,16 +99,54 @@ func CacheWith[T any](ctx context.Context, c *Client, key string, opt CacheOptio
 // lookup gets at most half of the caller's remaining time, so the loader
 // has the other half.
 func (c *Client) CacheBytes(ctx context.Context, key string, opt CacheOptions, load func(context.Context) ([]byte, error)) ([]byte, error) {
-	return c.cacheBytes(ctx, key, opt, load, nil, nil)
+	return c.cacheBytes(ctx, key, opt, rawCodec(load))
 }
 
-// cacheBytes is CacheBytes with decode, which (if not nil) is called in the
-// caller's goroutine on the bytes about to be returned: a stored value it
-// rejects is a miss, a loaded one an error. valid (if not nil) tells, with
-// no side effect, whether decode would accept a value another instance
-// stored; the shared load uses it, since it cannot call any one caller's
-// decode.
-func (c *Client) cacheBytes(ctx context.Context, key string, opt CacheOptions, load func(context.Context) ([]byte, error), decode func([]byte) error, valid func([]byte) bool) ([]byte, error) {
+// codec is what cacheBytes needs from its caller. load makes a fresh
+// encoded value; decode takes the bytes about to be returned, in the
+// caller's goroutine (a stored value it rejects is a miss, a loaded one an
+// error); valid tells, with no side effect, whether decode would accept a
+// value another instance stored: the shared load uses it, since it cannot
+// call any one caller's decode.
+type codec interface {
+	load(context.Context) ([]byte, error)
+	decode([]byte) error
+	valid([]byte) bool
+}
+
+// rawCodec is the codec of CacheBytes: bytes are taken as they are.
+type rawCodec func(context.Context) ([]byte, error)
+
+func (f rawCodec) load(ctx context.Context) ([]byte, error) { return f(ctx) }
+func (rawCodec) decode([]byte) error                        { return nil }
+func (rawCodec) valid([]byte) bool                          { return true }
+
+// jsonCodec is the codec of CacheWith; decode leaves the value in v.
+type jsonCodec[T any] struct {
+	v  T
+	fn func(context.Context) (T, error)
+}
+
+func (j *jsonCodec[T]) load(ctx context.Context) ([]byte, error) {
+	x, err := j.fn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(x)
+}
+
+func (j *jsonCodec[T]) decode(b []byte) error {
+	var zero T
+	j.v = zero // a failed earlier decode may have filled part of v
+	return json.Unmarshal(b, &j.v)
+}
+
+func (j *jsonCodec[T]) valid(b []byte) bool {
+	var x T
+	return json.Unmarshal(b, &x) == nil
+}
+
+func (c *Client) cacheBytes(ctx context.Context, key string, opt CacheOptions, cd codec) ([]byte, error) {
 	if opt.TTL <= 0 {
 		return nil, fmt.Errorf("redisx: cache %q: TTL must be positive", key)
 	}
@@ -139,7 +165,8 @@ func (c *Client) cacheBytes(ctx context.Context, key string, opt CacheOptions, l
 		return nil, c.callerError(ctx, ctx.Err())
 	case errors.Is(err, ErrUnavailable):
 		c.m.cacheFallback.Inc()
-		return decoded(key, decode)(c.fallbackLoad(ctx, key, opt, load))
+		v, err := c.fallbackLoad(ctx, key, opt, cd)
+		return finish(key, cd, v, err)
 	case err != nil:
 		// A reply error (WRONGTYPE: something else lives at key) is a
 		// foreign entry: a miss, which the load below overwrites.
@@ -149,12 +176,12 @@ func (c *Client) cacheBytes(ctx context.Context, key string, opt CacheOptions, l
 			now := time.Now()
 			fresh := now.Before(e.softExpiry)
 			stale := !fresh && opt.StaleFor > 0 && now.Before(e.softExpiry.Add(opt.StaleFor))
-			if (fresh || stale) && (e.negative || decode == nil || decode(e.value) == nil) {
+			if (fresh || stale) && (e.negative || cd.decode(e.value) == nil) {
 				if fresh {
 					c.m.cacheHit.Inc()
 				} else {
 					c.m.cacheStale.Inc()
-					c.refreshInBackground(key, opt, load, valid)
+					c.refreshInBackground(key, opt, cd)
 				}
 				return e.result(key)
 			}
@@ -166,31 +193,29 @@ func (c *Client) cacheBytes(ctx context.Context, key string, opt CacheOptions, l
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opt.LoadTimeout)
 		defer cancel()
 		defer context.AfterFunc(c.life, cancel)()
-		return c.loadWithLease(ctx, key, opt, load, valid)
+		return c.loadWithLease(ctx, key, opt, cd)
 	})
 	if shared {
 		c.m.cacheCoalesced.Inc()
 	}
-	return decoded(key, decode)(v, err)
+	return finish(key, cd, v, err)
 }
 
-// decoded runs decode on a successful result, turning its failure into the
+// finish runs decode on a successful result, turning its failure into the
 // call's error.
-func decoded(key string, decode func([]byte) error) func([]byte, error) ([]byte, error) {
-	return func(b []byte, err error) ([]byte, error) {
-		if err != nil || decode == nil {
-			return b, err
-		}
-		if err := decode(b); err != nil {
-			return nil, fmt.Errorf("redisx: decode %q: %w", key, err)
-		}
-		return b, nil
+func finish(key string, cd codec, b []byte, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
 	}
+	if err := cd.decode(b); err != nil {
+		return nil, fmt.Errorf("redisx: decode %q: %w", key, err)
+	}
+	return b, nil
 }
 
 // fallbackLoad runs load while Redis is down, still coalesced per key and
 // bounded, so a dead Redis does not turn into an unbounded database load.
-func (c *Client) fallbackLoad(ctx context.Context, key string, opt CacheOptions, load func(context.Context) ([]byte, error)) ([]byte, error) {
+func (c *Client) fallbackLoad(ctx context.Context, key string, opt CacheOptions, cd codec) ([]byte, error) {
 	v, _, err := c.flight.Do(ctx, "fallback\x00"+key, func() ([]byte, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opt.LoadTimeout)
 		defer cancel()
@@ -200,13 +225,13 @@ func (c *Client) fallbackLoad(ctx context.Context, key string, opt CacheOptions,
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		return c.callLoader(ctx, opt, load)
+		return c.callLoader(ctx, opt, cd)
 	})
 	return v, err
 }
 
-func (c *Client) callLoader(ctx context.Context, opt CacheOptions, load func(context.Context) ([]byte, error)) ([]byte, error) {
-	v, err := load(ctx)
+func (c *Client) callLoader(ctx context.Context, opt CacheOptions, cd codec) ([]byte, error) {
+	v, err := cd.load(ctx)
 	if err != nil && opt.NotFound != nil && opt.NotFound(err) {
 		return nil, notFoundError{err}
 	}
@@ -217,7 +242,7 @@ func (c *Client) callLoader(ctx context.Context, opt CacheOptions, load func(con
 // value. Each attempt is one round trip: SET lease NX PX and GET key in one
 // pipeline, so a value stored just before we took the lease is used, not
 // loaded again. If the holder dies its lease expires and a waiter takes over.
-func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions, load func(context.Context) ([]byte, error), valid func([]byte) bool) ([]byte, error) {
+func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions, cd codec) ([]byte, error) {
 	lease := key + ":lease"
 	token := leaseToken()
 	poll := 5 * time.Millisecond
@@ -234,20 +259,20 @@ func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions
 			}()
 		}
 		if raw, gerr := res[1].AsBytes(); gerr == nil {
-			if e, ok := decodeEntry(raw); ok && time.Now().Before(e.softExpiry) && (e.negative || valid == nil || valid(e.value)) {
+			if e, ok := decodeEntry(raw); ok && time.Now().Before(e.softExpiry) && (e.negative || cd.valid(e.value)) {
 				return e.result(key)
 			}
 		}
 		switch {
 		case held:
-			return c.loadAndStore(ctx, key, opt, load)
+			return c.loadAndStore(ctx, key, opt, cd)
 		case err != nil && !IsNil(err):
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			// Redis failed mid-way: load without the lease rather than fail.
 			c.m.cacheFallback.Inc()
-			return c.callLoader(ctx, opt, load)
+			return c.callLoader(ctx, opt, cd)
 		}
 		// Someone else holds the lease: wait for their value.
 		t := time.NewTimer(poll)
@@ -261,8 +286,8 @@ func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions
 	}
 }
 
-func (c *Client) loadAndStore(ctx context.Context, key string, opt CacheOptions, load func(context.Context) ([]byte, error)) ([]byte, error) {
-	v, err := c.callLoader(ctx, opt, load)
+func (c *Client) loadAndStore(ctx context.Context, key string, opt CacheOptions, cd codec) ([]byte, error) {
+	v, err := c.callLoader(ctx, opt, cd)
 	// The store gets its own deadline: a loader that used most of the load
 	// timeout must not make its result impossible to keep.
 	sctx := context.WithoutCancel(ctx)
@@ -298,7 +323,7 @@ func (c *Client) store(ctx context.Context, key string, e entry, ttl time.Durati
 // refreshInBackground reloads a stale key once, detached from the request,
 // in a bounded pool: when the pool is full the stale value simply stays a
 // little longer. Close cancels it.
-func (c *Client) refreshInBackground(key string, opt CacheOptions, load func(context.Context) ([]byte, error), valid func([]byte) bool) {
+func (c *Client) refreshInBackground(key string, opt CacheOptions, cd codec) {
 	select {
 	case c.refreshes <- struct{}{}:
 	default:
@@ -309,7 +334,7 @@ func (c *Client) refreshInBackground(key string, opt CacheOptions, load func(con
 		ctx, cancel := context.WithTimeout(c.life, opt.LoadTimeout)
 		defer cancel()
 		_, _, _ = c.flight.Do(ctx, key, func() ([]byte, error) {
-			return c.loadWithLease(ctx, key, opt, load, valid)
+			return c.loadWithLease(ctx, key, opt, cd)
 		})
 	})
 	if !started {
