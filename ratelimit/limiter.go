@@ -631,10 +631,10 @@ func (l *Limiter) decide(ctx context.Context, key string, cost int) (Decision, e
 	if cost != 1 || nowMicros != 0 || nonce != "" {
 		args = l.args(cost, nowMicros, nonce, nil)
 	}
-	ctx, cancel := l.timeout(ctx)
-	res := l.script.Run(ctx, l.rdb, l.keys(key), args)
-	cancel()
-	d, err := l.parse(res)
+	keys := l.keys(key)
+	d, err := guard(ctx, l.cfg.Timeout, func(ctx context.Context) (Decision, error) {
+		return l.parse(l.script.Run(ctx, l.rdb, keys, args))
+	})
 	if err != nil {
 		return d, err
 	}
@@ -642,12 +642,37 @@ func (l *Limiter) decide(ctx context.Context, key string, cost int) (Decision, e
 	return d, nil
 }
 
-// timeout gives ctx the limiter's Timeout unless it has an earlier deadline.
-func (l *Limiter) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= l.cfg.Timeout {
-		return ctx, func() {}
+// guard runs f with a deadline of timeout and returns when the deadline
+// passes even if f has not: the client honours contexts while a command
+// waits, but not while it redials a server that accepts connections and
+// never answers (a paused Redis), and a rate limiter must not hold the
+// request then. A late f finishes in the background; its outcome is lost,
+// as a timed-out reply would be.
+func guard[T any](ctx context.Context, timeout time.Duration, f func(context.Context) (T, error)) (T, error) {
+	var cancel context.CancelFunc
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > timeout {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
 	}
-	return context.WithTimeout(ctx, l.cfg.Timeout)
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		cancel()
+		return r.v, r.err
+	case <-ctx.Done():
+		cancel()
+		var zero T
+		return zero, fmt.Errorf("%w: %v", redisx.ErrUnavailable, ctx.Err())
+	}
 }
 
 // parse reads {now, allowed, (remaining, reset, retry) per policy}.
@@ -733,9 +758,11 @@ func (l *Limiter) Refund(ctx context.Context, d Decision) error {
 	args := l.args(d.cost, nowMicros, d.nonce, nil)
 	// ARGV[2] carries the charge's time for the sliding window's bucket.
 	args[1] = strconv.FormatInt(d.micros, 10)
-	ctx, cancel := l.timeout(ctx)
-	defer cancel()
-	if err := l.refund.Run(ctx, l.rdb, l.keys(d.key), args).Error(); err != nil {
+	keys := l.keys(d.key)
+	_, err := guard(ctx, l.cfg.Timeout, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, l.refund.Run(ctx, l.rdb, keys, args).Error()
+	})
+	if err != nil {
 		l.metrics.redisErrors.WithLabelValues("refund").Inc()
 		return fmt.Errorf("ratelimit: refund: %w", err)
 	}

@@ -1,0 +1,107 @@
+package ratelimit_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/theaterscriptpro/tsp/ratelimit"
+	"github.com/theaterscriptpro/tsp/redisx"
+)
+
+// exampleClient connects as the service does, to REDIS_URL or the local
+// Redis, with a key prefix of its own (the limiter's keys expire by
+// themselves).
+func exampleClient() (*redisx.Client, func()) {
+	cfg := redisx.Config{Addrs: []string{"127.0.0.1:6379"}}
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		var err error
+		if cfg, err = redisx.ParseURL(u); err != nil {
+			panic(err)
+		}
+	}
+	cfg.KeyPrefix = "example:" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+	rdb, err := redisx.New(context.Background(), cfg)
+	if err != nil {
+		panic(err)
+	}
+	return rdb, rdb.Close
+}
+
+// The API limiter of API.md: RATE_LIMIT_API per signed-in user, else per
+// client address behind TRUSTED_PROXIES.
+func ExampleLimiter_Middleware() {
+	rdb, done := exampleClient()
+	defer done()
+
+	rate, err := ratelimit.ParseRate("2/1m") // os.Getenv("RATE_LIMIT_API")
+	if err != nil {
+		fmt.Println("RATE_LIMIT_API:", err)
+		return
+	}
+	proxies, _ := ratelimit.ParseTrustedProxies("10.0.0.0/8") // os.Getenv("TRUSTED_PROXIES")
+	ips := ratelimit.IPResolver{Trusted: proxies}
+	signedIn := func(r *http.Request) (string, bool) { return "", false } // the session's user id
+	api, err := ratelimit.New(rdb, ratelimit.Config{Name: "api", Rate: rate, Key: ratelimit.KeyByUser(signedIn, ips)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	h := api.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for range 3 {
+		r := httptest.NewRequest("GET", "/api/scripts", nil)
+		r.RemoteAddr = "10.0.0.2:5555"
+		r.Header.Set("X-Forwarded-For", "198.51.100.23")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		fmt.Println(w.Code, w.Header().Get("RateLimit-Policy"), w.Header().Get("X-RateLimit-Remaining"))
+	}
+	// Output:
+	// 200 "api";q=2;w=60 1
+	// 200 "api";q=2;w=60 0
+	// 429 "api";q=2;w=60 0
+}
+
+// The login limiter of API.md: RATE_LIMIT_LOGIN per client address and
+// email, counting failed sign-ins only, with an exact sliding log.
+func ExampleLimiter_Allow() {
+	rdb, done := exampleClient()
+	defer done()
+
+	login, err := ratelimit.New(rdb, ratelimit.Config{Name: "login", Algorithm: ratelimit.SlidingLog,
+		Rate: ratelimit.Rate{Limit: 5, Window: time.Minute}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	key := ratelimit.AddrKey(ratelimit.IPResolver{}.ClientIP(httptest.NewRequest("POST", "/api/auth/login", nil))) + "|alice@example.com"
+	for attempt := 1; attempt <= 7; attempt++ {
+		d, err := login.Allow(ctx, key, 1)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if !d.Allowed {
+			fmt.Printf("attempt %d refused, retry in about %v\n", attempt, d.RetryAfter.Round(time.Minute))
+			continue
+		}
+		signedIn := attempt == 1
+		if signedIn {
+			_ = login.Refund(ctx, d) // successes do not count
+		}
+		fmt.Printf("attempt %d checked\n", attempt)
+	}
+	// Output:
+	// attempt 1 checked
+	// attempt 2 checked
+	// attempt 3 checked
+	// attempt 4 checked
+	// attempt 5 checked
+	// attempt 6 checked
+	// attempt 7 refused, retry in about 1m0s
+}
