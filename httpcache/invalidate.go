@@ -358,20 +358,19 @@ func (c *Cache) InvalidateMiddleware(tags func(r *http.Request) []string) func(h
 // invalidateCache(['scripts:*', 'script:*']) as a middleware. A "{name}"
 // in a pattern stands for the request's path value name, escaped as in
 // keys: on "PUT /api/scripts/{id}", "script:{id}" purges that script's
-// entries. Patterns are checked when the middleware is built: it panics on
-// one that can never match, like http.ServeMux on a bad pattern.
+// entries. Patterns are mapped when a request is handled, so routes may be
+// registered in any order; one that matches no namespace known by then is
+// logged and counted (httpcache_errors_total{op="pattern"}).
 func (c *Cache) InvalidatePatternsMiddleware(patterns ...string) func(http.Handler) http.Handler {
-	for _, p := range patterns {
-		if _, _, _, err := c.mapPattern(fillPathValues(p, func(string) string { return "x" })); err != nil {
-			panic(err)
-		}
-	}
 	return c.invalidating(func(ctx context.Context, r *http.Request) {
 		ps := make([]string, len(patterns))
 		for i, p := range patterns {
 			ps[i] = fillPathValues(p, func(name string) string { return redisx.EscapeKeyPart(r.PathValue(name)) })
 		}
-		_ = c.InvalidatePatterns(ctx, ps...)
+		if err := c.InvalidatePatterns(ctx, ps...); errors.Is(err, ErrUnknownPattern) {
+			c.m.errors.WithLabelValues("pattern").Inc()
+			c.cfg.Logger.Error("httpcache: invalidation pattern matches no known namespace", "patterns", patterns)
+		}
 	})
 }
 

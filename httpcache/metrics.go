@@ -42,7 +42,7 @@ func newMetrics() *metrics {
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "httpcache_errors_total",
-			Help: "Failures by operation: lookup, store, corrupt (an unreadable entry), purge_retry, refresh_panic.",
+			Help: "Failures by operation: lookup, store, corrupt (an unreadable entry), purge_retry, pattern (matches no namespace), refresh_panic.",
 		}, []string{"op"}),
 	}
 }
