@@ -48,7 +48,7 @@
 //
 // Every operation is one Lua script, so it is atomic: Update is a
 // compare-and-set that writes only into a live, unchanged session; Rotate
-// renames the session to the new token's key and swaps the index entry in
+// moves the session to the new token's key and swaps the index entry in
 // one step. A slow request therefore never brings back a session that was
 // deleted, rotated or revoked, and an old token fails the moment Rotate
 // returns. Get, Touch, Create, Delete, DeleteAll, DeleteByID, List and
