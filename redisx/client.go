@@ -23,7 +23,11 @@ type Client struct {
 	opt     rueidis.ClientOption
 	rdb     atomic.Pointer[rueidis.Client] // nil until the first connection succeeds
 	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
-	metrics *metrics
+	// slotBreakers (Cluster only) guard groups of hash slots; see New.
+	slotBreakers     []*gobreaker.TwoStepCircuitBreaker[struct{}]
+	openBreakers     atomic.Int64
+	halfOpenBreakers atomic.Int64
+	m                *metrics
 	flight  Flight[[]byte]
 	loads   chan struct{} // bounds loader calls while Redis is down
 	// refreshes bounds stale-while-revalidate refreshes in the background.
@@ -31,6 +35,14 @@ type Client struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// life is cancelled by Close, so background work (refreshes, the
+	// connect loop) stops instead of making Close wait for it.
+	life context.Context
+	stop context.CancelFunc
+	// bgMu guards bg.Add against Close's bg.Wait: once closing is set no
+	// background work starts.
+	bgMu      sync.Mutex
+	closing   bool
 	bg        sync.WaitGroup // the connect loop and background refreshes
 	roundTrip atomic.Uint64
 }
@@ -58,33 +70,103 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg:       cfg,
 		keys:      keys,
-		metrics:   newMetrics(),
+		m:         newMetrics(),
 		loads:     make(chan struct{}, 16),
 		refreshes: make(chan struct{}, 8),
 		closed:    make(chan struct{}),
 	}
+	c.life, c.stop = context.WithCancel(context.Background())
 	c.opt = c.clientOption()
-	c.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        "redis",
+	c.breaker = c.newBreaker("redis")
+	if cfg.Cluster {
+		// One breaker per group of slots, so one master's outage or
+		// failover fails fast for its own slots only, while the other
+		// masters keep serving theirs. Masters own contiguous slot ranges,
+		// so a group of 64 slots almost always lives on one master.
+		c.slotBreakers = make([]*gobreaker.TwoStepCircuitBreaker[struct{}], 1<<14>>slotGroupShift)
+		for i := range c.slotBreakers {
+			lo := i << slotGroupShift
+			c.slotBreakers[i] = c.newBreaker(fmt.Sprintf("redis slots %d-%d", lo, lo+1<<slotGroupShift-1))
+		}
+	}
+
+	if err := c.connect(ctx); err != nil {
+		cfg.Logger.Warn("redis unreachable at start; serving without it and reconnecting in the background",
+			"addrs", cfg.Addrs, "error", err.Error())
+		c.goBackground(c.reconnectLoop)
+	}
+	return c, nil
+}
+
+// slotGroupShift makes groups of 64 hash slots, one breaker each (Cluster).
+const slotGroupShift = 6
+
+// keylessSlot is the slot our builder gives a command without keys
+// (rueidis's InitSlot): it may go to any node.
+const keylessSlot = 1 << 14
+
+func (c *Client) newBreaker(name string) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+	cfg := c.cfg
+	return gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        name,
 		MaxRequests: 1,
 		Timeout:     cfg.BreakerOpenFor,
 		ReadyToTrip: func(counts gobreaker.Counts) bool {
 			return counts.ConsecutiveFailures >= cfg.BreakerFailures
 		},
 		IsExcluded: func(err error) bool { return errors.Is(err, errBreakerExcluded) },
-		OnStateChange: func(_ string, from, to gobreaker.State) {
-			c.metrics.breakerState.Set(float64(to))
-			cfg.Logger.Warn("redis circuit breaker", "from", from.String(), "to", to.String())
+		// Called with the breaker's lock held: it must not call into it.
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			c.breakerMoved(from, to)
+			cfg.Logger.Warn("redis circuit breaker", "breaker", name, "from", from.String(), "to", to.String())
 		},
 	})
+}
 
-	if err := c.connect(ctx); err != nil {
-		cfg.Logger.Warn("redis unreachable at start; serving without it and reconnecting in the background",
-			"addrs", cfg.Addrs, "error", err.Error())
-		c.bg.Add(1)
-		go c.reconnectLoop()
+// breakerMoved keeps count of open and half-open breakers, for the gauge
+// (the worst state of any breaker) and Healthy.
+func (c *Client) breakerMoved(from, to gobreaker.State) {
+	for st, d := range map[gobreaker.State]int64{from: -1, to: 1} {
+		switch st {
+		case gobreaker.StateOpen:
+			c.openBreakers.Add(d)
+		case gobreaker.StateHalfOpen:
+			c.halfOpenBreakers.Add(d)
+		}
 	}
-	return c, nil
+	switch {
+	case c.openBreakers.Load() > 0:
+		c.m.breakerState.Set(float64(gobreaker.StateOpen))
+	case c.halfOpenBreakers.Load() > 0:
+		c.m.breakerState.Set(float64(gobreaker.StateHalfOpen))
+	default:
+		c.m.breakerState.Set(float64(gobreaker.StateClosed))
+	}
+}
+
+// breakerFor returns the breaker guarding a command for slot: the slot
+// group's in Cluster mode, else (and for keyless commands) the client's.
+func (c *Client) breakerFor(slot uint16) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+	if c.slotBreakers == nil || slot >= keylessSlot {
+		return c.breaker
+	}
+	return c.slotBreakers[slot>>slotGroupShift]
+}
+
+// goBackground runs fn in a goroutine that Close waits for, unless the
+// client is closing; it reports whether fn was started.
+func (c *Client) goBackground(fn func()) bool {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		fn()
+	}()
+	return true
 }
 
 func (c *Client) clientOption() rueidis.ClientOption {
@@ -101,7 +183,9 @@ func (c *Client) clientOption() rueidis.ClientOption {
 		CacheSizeEachConn: cfg.LocalCacheBytes,
 		DisableCache:      cfg.DisableLocalCache,
 		// rueidis retries only commands marked read-only or retryable; we
-		// mark idempotent writes ourselves, so INCR is never applied twice.
+		// mark idempotent writes ourselves (ToRetryable), so INCR, EVALSHA
+		// and MULTI blocks are never applied twice. A negative delay from
+		// the hook means "do not retry", as in rueidis.
 		RetryDelay: func(attempts int, _ rueidis.Completed, _ error) time.Duration {
 			return cfg.RetryStrategy(attempts)
 		},
@@ -154,29 +238,30 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 }
 
+// reconnectLoop keeps trying to make the first connection, waiting
+// RetryStrategy(n) (at least minReconnectWait) before attempt n, until it
+// succeeds or the client is closed. Once rueidis has a client it redials
+// broken connections by itself on the next command, and the breaker's
+// half-open probe is that command while Redis is down.
 func (c *Client) reconnectLoop() {
-	defer c.bg.Done()
+	t := time.NewTimer(0)
+	defer t.Stop()
 	for attempt := 1; ; attempt++ {
+		t.Reset(max(c.cfg.RetryStrategy(attempt), minReconnectWait))
 		select {
-		case <-c.closed:
+		case <-c.life.Done():
 			return
-		case <-time.After(c.cfg.RetryStrategy(attempt)):
+		case <-t.C:
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-c.closed:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		err := c.connect(ctx)
-		cancel()
-		if err == nil {
+		if c.connect(c.life) == nil {
 			return
 		}
 	}
 }
+
+// minReconnectWait keeps a hook that returns 0 or less from turning the
+// connect loop into a busy loop against a refusing port.
+const minReconnectWait = 10 * time.Millisecond
 
 // Keys returns the key builder with this client's prefix.
 func (c *Client) Keys() Keys { return c.keys }
@@ -201,16 +286,18 @@ var cmdBuilder = func() rueidis.Builder {
 func (c *Client) RoundTrips() uint64 { return c.roundTrip.Load() }
 
 // Do sends one command with the client's deadline, breaker and metrics.
-// Connection failures come back as errors wrapping ErrUnavailable; Redis's
-// own replies (nil, WRONGTYPE, ...) come back as they are.
+// Connection failures and timeouts come back as errors wrapping
+// ErrUnavailable; a cancelled ctx comes back as ctx's error; Redis's own
+// replies (nil, WRONGTYPE, ...) come back as they are.
 func (c *Client) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
-	rdb, done, err := c.begin(cmd.Commands())
+	rdb, done, err := c.admit(ctx, cmd.Slot())
 	if err != nil {
 		return rueidis.NewErrorResult(err)
 	}
-	ctx, cancel := c.deadline(ctx)
+	c.sent(cmd.Commands()[:1])
+	dctx, cancel := c.deadline(ctx)
 	start := time.Now()
-	res := rdb.Do(ctx, cmd)
+	res := rdb.Do(dctx, cmd)
 	cancel()
 	if err := c.end(ctx, start, done, res.Error()); err != nil {
 		return rueidis.NewErrorResult(err)
@@ -218,34 +305,47 @@ func (c *Client) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisRes
 	return res
 }
 
-// DoMulti sends cmds in one pipeline: one round trip, one deadline.
+// DoMulti sends cmds in one pipeline: one round trip, one deadline. Errors
+// are per command, as in Do.
 func (c *Client) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
 	if len(cmds) == 0 {
 		return nil
 	}
-	names := make([]string, 0, len(cmds))
+	slot := uint16(keylessSlot)
 	for i := range cmds {
-		names = append(names, cmds[i].Commands()[0])
-	}
-	rdb, done, err := c.beginNames(names)
-	if err != nil {
-		return errorResults(len(cmds), err)
-	}
-	ctx, cancel := c.deadline(ctx)
-	start := time.Now()
-	res := rdb.DoMulti(ctx, cmds...)
-	cancel()
-	var first error
-	for _, r := range res {
-		if e := r.Error(); isConnectionFailure(e) {
-			first = e
+		if s := cmds[i].Slot(); s < keylessSlot {
+			slot = s // the first keyed command's: a pipeline is usually about one hash tag
 			break
 		}
 	}
-	if err := c.end(ctx, start, done, first); err != nil {
+	rdb, done, err := c.admit(ctx, slot)
+	if err != nil {
+		return errorResults(len(cmds), err)
+	}
+	if c.cfg.CommandHook != nil {
+		names := make([]string, len(cmds))
+		for i := range cmds {
+			names[i] = cmds[i].Commands()[0]
+		}
+		c.sent(names)
+	} else {
+		c.sent(nil)
+	}
+	dctx, cancel := c.deadline(ctx)
+	start := time.Now()
+	res := rdb.DoMulti(dctx, cmds...)
+	cancel()
+	var failure error
+	for _, r := range res {
+		if e := r.Error(); isConnectionFailure(e) {
+			failure = e
+			break
+		}
+	}
+	if c.end(ctx, start, done, failure) != nil {
 		for i, r := range res {
-			if isConnectionFailure(r.Error()) {
-				res[i] = rueidis.NewErrorResult(unavailable(r.Error()))
+			if e := r.Error(); isConnectionFailure(e) {
+				res[i] = rueidis.NewErrorResult(c.callerError(ctx, e))
 			}
 		}
 	}
@@ -254,30 +354,26 @@ func (c *Client) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueid
 
 // DoCache sends a read through rueidis's server-assisted client-side cache:
 // a local hit costs no round trip; Redis invalidates the local copy when the
-// key changes, and ttl bounds how long it is kept in any case.
+// key changes, and ttl bounds how long it is kept in any case. While the
+// breaker is open even local hits are refused: an entry is never served
+// after the connection was lost and before Redis answered again.
 func (c *Client) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {
-	rdb := c.rdb.Load()
-	if rdb == nil {
-		return rueidis.NewErrorResult(unavailable(errNotConnected))
-	}
-	done, err := c.breaker.Allow()
+	rdb, done, err := c.admit(ctx, cmd.Slot())
 	if err != nil {
-		c.metrics.errors.WithLabelValues("breaker_open").Inc()
-		return rueidis.NewErrorResult(unavailable(err))
+		return rueidis.NewErrorResult(err)
 	}
-	ctx, cancel := c.deadline(ctx)
+	dctx, cancel := c.deadline(ctx)
 	start := time.Now()
-	res := (*rdb).DoCache(ctx, cmd, ttl)
+	res := rdb.DoCache(dctx, cmd, ttl)
 	cancel()
 	if res.IsCacheHit() {
-		c.metrics.localHits.Inc()
-		done(nil)
+		c.m.localHits.Inc()
+		// A local hit says nothing about Redis's health: it must neither
+		// close a half-open breaker nor reset the failure count.
+		done(errBreakerExcluded)
 		return res
 	}
-	if c.cfg.CommandHook != nil {
-		c.cfg.CommandHook([]string{cmd.Commands()[0]})
-	}
-	c.roundTrip.Add(1)
+	c.sent(cmd.Commands()[:1])
 	if err := c.end(ctx, start, done, res.Error()); err != nil {
 		return rueidis.NewErrorResult(err)
 	}
@@ -292,13 +388,14 @@ func errorResults(n int, err error) []rueidis.RedisResult {
 	return out
 }
 
-func (c *Client) begin(cmd []string) (rueidis.Client, func(error), error) {
-	return c.beginNames(cmd[:1])
-}
-
-// beginNames checks that a connection exists and the breaker admits the
-// call, and reports the commands to the hook.
-func (c *Client) beginNames(names []string) (rueidis.Client, func(error), error) {
+// admit checks that the caller still waits, that the client is open and
+// connected, and that the breaker lets the call through. Nothing here
+// touches the network, so a refused call costs microseconds.
+func (c *Client) admit(ctx context.Context, slot uint16) (rueidis.Client, func(error), error) {
+	if err := ctx.Err(); err != nil {
+		// The caller gave up before we started: not Redis's fault.
+		return nil, nil, c.callerError(ctx, err)
+	}
 	select {
 	case <-c.closed:
 		return nil, nil, ErrClosed
@@ -306,59 +403,85 @@ func (c *Client) beginNames(names []string) (rueidis.Client, func(error), error)
 	}
 	rdb := c.rdb.Load()
 	if rdb == nil {
-		c.metrics.errors.WithLabelValues("not_connected").Inc()
+		c.m.errNotConnected.Inc()
 		return nil, nil, unavailable(errNotConnected)
 	}
-	done, err := c.breaker.Allow()
+	done, err := c.breakerFor(slot).Allow()
 	if err != nil {
-		c.metrics.errors.WithLabelValues("breaker_open").Inc()
+		c.m.errBreakerOpen.Inc()
 		return nil, nil, unavailable(err)
 	}
+	return *rdb, done, nil
+}
+
+// sent counts one round trip and shows the hook its command names.
+func (c *Client) sent(names []string) {
+	c.roundTrip.Add(1)
 	if c.cfg.CommandHook != nil {
 		c.cfg.CommandHook(names)
 	}
-	c.roundTrip.Add(1)
-	return *rdb, done, nil
 }
 
 // end records the outcome with the breaker and metrics, and returns the
 // error to give the caller instead of Redis's, or nil to keep the result.
+// ctx is the caller's context (not the one with the client's deadline,
+// which is always cancelled by the time end runs).
 func (c *Client) end(ctx context.Context, start time.Time, done func(error), err error) error {
-	c.metrics.duration.Observe(time.Since(start).Seconds())
+	c.m.duration.Observe(time.Since(start).Seconds())
 	if !isConnectionFailure(err) {
 		done(nil)
 		return nil
 	}
-	if ctx.Err() == context.Canceled {
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		// The caller gave up; that says nothing about Redis.
 		done(errBreakerExcluded)
-		c.metrics.errors.WithLabelValues("canceled").Inc()
-		return err
+		c.m.errCanceled.Inc()
+		return ctx.Err()
 	}
 	done(err)
 	if isTimeout(err) {
-		c.metrics.errors.WithLabelValues("timeout").Inc()
+		c.m.errTimeout.Inc()
 	} else {
-		c.metrics.errors.WithLabelValues("connection").Inc()
+		c.m.errConnection.Inc()
 	}
 	return unavailable(err)
 }
 
+// callerError is what a call returns when its context ended: the context's
+// own error when the caller cancelled, ErrUnavailable (wrapping
+// context.DeadlineExceeded) when a deadline passed.
+func (c *Client) callerError(ctx context.Context, err error) error {
+	if ctx.Err() == context.Canceled {
+		return context.Canceled
+	}
+	return unavailable(err)
+}
+
+// unavailable wraps err in ErrUnavailable, keeping err matchable with
+// errors.Is (context.DeadlineExceeded, net errors).
 func unavailable(err error) error {
 	if errors.Is(err, ErrUnavailable) {
 		return err
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // deadline gives ctx the client's CommandTimeout unless it already has an
-// earlier deadline.
+// earlier deadline, in which case it costs nothing (no timer, no allocation).
 func (c *Client) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok && time.Until(d) <= c.cfg.CommandTimeout {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, c.cfg.CommandTimeout)
+	return withBudget(ctx, c.cfg.CommandTimeout)
 }
+
+// withBudget returns ctx bounded by d from now, reusing ctx when its own
+// deadline comes first.
+func withBudget(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+		return ctx, noCancel
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func noCancel() {}
 
 // Ping checks Redis with PING, for readiness probes. It goes through the
 // breaker like any call, so an open breaker answers at once.
@@ -369,15 +492,32 @@ func (c *Client) Ping(ctx context.Context) error {
 // Connected reports whether a connection has been made at least once.
 func (c *Client) Connected() bool { return c.rdb.Load() != nil }
 
-// Close ends the connection loop, waits for background work (refreshes
-// started by Cache) and closes the connections. Calls after Close fail with
-// ErrClosed.
+// Close ends the connection loop, cancels background work (refreshes
+// started by Cache) and waits for it, and closes the connections. Calls
+// after Close fail with ErrClosed.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
+		c.bgMu.Lock()
+		c.closing = true
+		c.bgMu.Unlock()
 		close(c.closed)
+		c.stop()
 		c.bg.Wait()
 		if rdb := c.rdb.Load(); rdb != nil {
 			(*rdb).Close()
 		}
 	})
+}
+
+// beginNames is admit for callers without a context at hand (scan.go):
+// it also reports names, when not nil, as one round trip.
+func (c *Client) beginNames(names []string) (rueidis.Client, func(error), error) {
+	rdb, done, err := c.admit(context.Background(), keylessSlot)
+	if err != nil {
+		return nil, nil, err
+	}
+	if names != nil {
+		c.sent(names)
+	}
+	return rdb, done, nil
 }

@@ -4,17 +4,22 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // metrics holds the client's Prometheus figures. They live on the Client,
 // not in package variables, so two clients never share counters; the
-// caller registers them with Collector.
+// caller registers them with Collector. Every labelled series is resolved
+// once here, so the hot paths do an atomic add, never a label lookup.
 type metrics struct {
 	duration     prometheus.Histogram
 	errors       *prometheus.CounterVec
 	breakerState prometheus.Gauge
 	localHits    prometheus.Counter
 	cache        *prometheus.CounterVec
+
+	errNotConnected, errBreakerOpen, errCanceled, errTimeout, errConnection prometheus.Counter
+
+	cacheHit, cacheMiss, cacheStale, cacheCoalesced, cacheFallback, cacheError prometheus.Counter
 }
 
 func newMetrics() *metrics {
-	return &metrics{
+	m := &metrics{
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "redisx_command_duration_seconds",
 			Help:    "Time from sending a command (or pipeline) to Redis to its reply.",
@@ -22,11 +27,11 @@ func newMetrics() *metrics {
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "redisx_errors_total",
-			Help: "Calls that did not reach Redis or got no reply, by reason.",
+			Help: "Calls that did not reach Redis or got no reply, by reason: not_connected, breaker_open, canceled, timeout, connection.",
 		}, []string{"reason"}),
 		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "redisx_breaker_state",
-			Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+			Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open; in Cluster mode the worst of the per-slot-group breakers.",
 		}),
 		localHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "redisx_local_cache_hits_total",
@@ -37,17 +42,42 @@ func newMetrics() *metrics {
 			Help: "Cache-aside lookups by outcome: hit, miss, stale, coalesced, fallback, error.",
 		}, []string{"result"}),
 	}
+	e := m.errors.WithLabelValues
+	m.errNotConnected, m.errBreakerOpen, m.errCanceled, m.errTimeout, m.errConnection =
+		e("not_connected"), e("breaker_open"), e("canceled"), e("timeout"), e("connection")
+	r := m.cache.WithLabelValues
+	m.cacheHit, m.cacheMiss, m.cacheStale, m.cacheCoalesced, m.cacheFallback, m.cacheError =
+		r("hit"), r("miss"), r("stale"), r("coalesced"), r("fallback"), r("error")
+	return m
 }
 
 // Collector returns the client's Prometheus collectors as one, for the
-// caller to register: reg.MustRegister(rdb.Collector()).
+// caller to register: reg.MustRegister(rdb.Collector()). Call it once per
+// registry. The series are:
+//
+//	redisx_round_trips_total                 counter: round trips (a pipeline counts once)
+//	redisx_command_duration_seconds          histogram: latency of each round trip
+//	redisx_errors_total{reason}              counter: not_connected, breaker_open, canceled, timeout, connection
+//	redisx_breaker_state                     gauge: 0 closed, 1 half-open, 2 open (the worst breaker's, in Cluster mode)
+//	redisx_connected                         gauge: 1 while connected and no breaker is open
+//	redisx_local_cache_hits_total            counter: client-side cache hits (no round trip)
+//	redisx_cache_requests_total{result}      counter: Cache lookups: hit, miss, stale, coalesced, fallback, error
 func (c *Client) Collector() prometheus.Collector {
 	rt := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "redisx_round_trips_total",
 		Help: "Round trips to Redis (a pipeline counts once).",
 	}, func() float64 { return float64(c.RoundTrips()) })
-	m := c.metrics
-	return collectors{rt, m.duration, m.errors, m.breakerState, m.localHits, m.cache}
+	up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "redisx_connected",
+		Help: "1 while a connection to Redis exists and the circuit breaker is not open, else 0.",
+	}, func() float64 {
+		if c.Connected() && c.openBreakers.Load() == 0 {
+			return 1
+		}
+		return 0
+	})
+	m := c.m
+	return collectors{rt, up, m.duration, m.errors, m.breakerState, m.localHits, m.cache}
 }
 
 // collectors makes several collectors register as one.
