@@ -28,8 +28,8 @@ type Client struct {
 	openBreakers     atomic.Int64
 	halfOpenBreakers atomic.Int64
 	m                *metrics
-	flight  Flight[[]byte]
-	loads   chan struct{} // bounds loader calls while Redis is down
+	flight           Flight[[]byte]
+	loads            chan struct{} // bounds loader calls while Redis is down
 	// refreshes bounds stale-while-revalidate refreshes in the background.
 	refreshes chan struct{}
 
