@@ -49,11 +49,19 @@ type Config struct {
 
 	// RetryStrategy returns how long to wait before reconnect attempt n
 	// (n starts at 1), like ioredis's retryStrategy. The default is
-	// exponential backoff from 50ms to 2s with full jitter.
+	// DefaultRetryStrategy: exponential backoff from 50ms to 2s with full
+	// jitter. It paces the attempts to make the first connection (a wait
+	// below 10ms counts as 10ms) and rueidis's retries of idempotent
+	// commands after a broken connection (a negative wait means "do not
+	// retry"). Once connected, a broken connection is redialled by the next
+	// call, and while Redis stays down the circuit breaker lets one probe
+	// call through every BreakerOpenFor, so a dead Redis is never hammered.
 	RetryStrategy func(attempt int) time.Duration
 
-	// BreakerFailures is how many consecutive connection failures open the
-	// circuit breaker. The default is 5.
+	// BreakerFailures is how many consecutive connection failures or
+	// timeouts open the circuit breaker. The default is 5. In Cluster mode
+	// each group of 64 hash slots has a breaker of its own, so one
+	// master's outage does not fail calls to the others.
 	BreakerFailures uint32
 
 	// BreakerOpenFor is how long the breaker stays open before it lets one

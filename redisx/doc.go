@@ -5,9 +5,17 @@
 // scripts, health checks and Prometheus collectors.
 //
 // Redis trouble is reported, never hidden: every call has a deadline, a
-// circuit breaker turns a dead Redis into a fast ErrUnavailable, and the
-// client reconnects by itself with exponential backoff and full jitter.
-// New never fails because Redis is down; only a bad Config is an error.
+// circuit breaker (sony/gobreaker, with half-open probing; one per slot
+// group in Cluster mode) turns a dead Redis into an ErrUnavailable that
+// costs microseconds, and the client reconnects by itself. New never fails
+// because Redis is down; only a bad Config is an error. While Redis is
+// down, Cache answers from its loader (coalesced, at most 16 loads at a
+// time). Only idempotent commands are ever retried, so a counter is never
+// incremented twice.
+//
+// Every call is one round trip (DoMulti: one pipeline), counted by
+// RoundTrips and shown to Config.CommandHook; Collector exposes the
+// Prometheus series listed on it.
 //
 //	rdb, err := redisx.New(ctx, redisx.Config{Addrs: []string{"localhost:6379"}})
 //	if err != nil { ... }
