@@ -46,7 +46,8 @@ func ExampleLimiter_Middleware() {
 	proxies, _ := ratelimit.ParseTrustedProxies("10.0.0.0/8") // os.Getenv("TRUSTED_PROXIES")
 	ips := ratelimit.IPResolver{Trusted: proxies}
 	signedIn := func(r *http.Request) (string, bool) { return "", false } // the session's user id
-	api, err := ratelimit.New(rdb, ratelimit.Config{Name: "api", Rate: rate, Key: ratelimit.KeyByUser(signedIn, ips)})
+	api, err := ratelimit.New(rdb, ratelimit.Config{Name: "api", Rate: rate, Key: ratelimit.KeyByUser(signedIn, ips),
+		Timeout: time.Second}) // the default 75ms, made generous so the example's output is stable on a busy machine
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -73,7 +74,10 @@ func ExampleLimiter_Allow() {
 	defer done()
 
 	login, err := ratelimit.New(rdb, ratelimit.Config{Name: "login", Algorithm: ratelimit.SlidingLog,
-		Rate: ratelimit.Rate{Limit: 5, Window: time.Minute}})
+		Rate: ratelimit.Rate{Limit: 5, Window: time.Minute},
+		// Password guessing must not get through while Redis is away, and a
+		// sign-in (argon2id) is slow anyway, so Redis may take longer.
+		FailurePolicy: ratelimit.FailClosed, Timeout: time.Second})
 	if err != nil {
 		fmt.Println(err)
 		return

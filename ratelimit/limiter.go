@@ -209,10 +209,6 @@ type Config struct {
 	// Logger receives failures (without Redis's error text at levels a
 	// client could see). The default discards them.
 	Logger *slog.Logger
-
-	// Lease turns on quota leasing for hot keys (see LeaseConfig). The
-	// default is off.
-	Lease LeaseConfig
 }
 
 // Source says where a Decision came from.
@@ -232,11 +228,9 @@ const (
 	SourceFailClosed
 	// SourceFallback is a decision of the in-memory fallback.
 	SourceFallback
-	// SourceLease is an admission spent from a local quota lease.
-	SourceLease
 )
 
-var sourceNames = [...]string{"redis", "blocked", "off", "fail_open", "fail_closed", "fallback", "lease"}
+var sourceNames = [...]string{"redis", "blocked", "off", "fail_open", "fail_closed", "fallback"}
 
 func (s Source) String() string {
 	if int(s) < len(sourceNames) {
@@ -344,7 +338,6 @@ type Limiter struct {
 	argsOne  []string
 	blocked  *blockCache
 	fallback *fallback
-	leases   *leaser
 	metrics  *metrics
 	hdr      headerValues
 	// testNow, set only by this package's tests, drives the scripts with
@@ -508,15 +501,6 @@ func New(rdb *redisx.Client, cfg Config) (*Limiter, error) {
 	if cfg.FailurePolicy == LocalFallback {
 		l.fallback = newFallback(cfg.FallbackKeys, cfg.Buckets)
 	}
-	if err := cfg.Lease.validate(); err != nil {
-		return bad("Lease: %v", err)
-	}
-	if cfg.Lease.Enabled {
-		if cfg.Algorithm != SlidingWindow {
-			return bad("Lease works with SlidingWindow only")
-		}
-		l.leases = newLeaser(l)
-	}
 	l.hdr = l.headerValues()
 	return l, nil
 }
@@ -596,12 +580,6 @@ func (l *Limiter) Allow(ctx context.Context, key string, cost int) (Decision, er
 			d := Decision{Source: SourceBlocked, RetryAfter: wait, key: key, cost: cost, n: 1}
 			p := &l.policies[i]
 			d.states[0] = PolicyState{Name: p.name, Limit: p.rate.Limit, Window: p.rate.Window, Reset: wait, RetryAfter: wait}
-			return d, nil
-		}
-	}
-	if l.leases != nil && cost > 0 {
-		if d, ok := l.leases.take(ctx, key, cost); ok {
-			l.metrics.inc(d.Source, d.Allowed)
 			return d, nil
 		}
 	}
@@ -742,9 +720,6 @@ func (l *Limiter) Refund(ctx context.Context, d Decision) error {
 	}
 	switch d.Source {
 	case SourceRedis:
-	case SourceLease:
-		l.leases.refund(d)
-		return nil
 	case SourceFallback:
 		l.fallback.refund(l, d)
 		return nil
@@ -779,9 +754,6 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	}
 	if l.blocked != nil {
 		l.blocked.del(key)
-	}
-	if l.leases != nil {
-		l.leases.drop(key)
 	}
 	if l.fallback != nil {
 		l.fallback.del(key)

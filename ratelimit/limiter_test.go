@@ -89,8 +89,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"negative timeout":     {Rate: minute, Timeout: -time.Second},
 		"negative burst":       {Policies: []ratelimit.Policy{{Rate: minute, Burst: -1}}, Algorithm: ratelimit.GCRA},
 		"negative fallback":    {Rate: minute, FallbackKeys: -1},
-		"lease with gcra":      {Rate: minute, Algorithm: ratelimit.GCRA, Lease: ratelimit.LeaseConfig{Enabled: true}},
-		"lease with log":       {Rate: minute, Algorithm: ratelimit.SlidingLog, Lease: ratelimit.LeaseConfig{Enabled: true}},
 		"policy rate off name": {Policies: []ratelimit.Policy{{Name: "x"}}},
 	}
 	for name, cfg := range bad {

@@ -19,7 +19,7 @@ func newMetrics(name string) *metrics {
 	m := &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        "ratelimit_decisions_total",
-			Help:        "Rate-limit decisions by source (redis, blocked, lease, fallback, fail_open, fail_closed, off) and outcome.",
+			Help:        "Rate-limit decisions by source (redis, blocked, fallback, fail_open, fail_closed, off) and outcome.",
 			ConstLabels: labels,
 		}, []string{"source", "outcome"}),
 		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
