@@ -30,8 +30,14 @@ func StartServer(tb testing.TB, args ...string) *Server {
 	if err != nil {
 		tb.Fatalf("redistest: %v (%s)", err, installHint)
 	}
-	tb.Cleanup(s.Kill)
+	tb.Cleanup(s.Close)
 	return s
+}
+
+// Close kills the server and removes its directory.
+func (s *Server) Close() {
+	s.Kill()
+	_ = os.RemoveAll(s.Dir)
 }
 
 func startServer(args []string) (*Server, error) {

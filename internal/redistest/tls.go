@@ -158,6 +158,6 @@ func StartTLSServer(tb testing.TB, certs TLSCerts, args ...string) *Server {
 	if err := s.start(); err != nil {
 		tb.Fatalf("redistest: TLS server: %v (%s; redis-server must be built with TLS)", err, installHint)
 	}
-	tb.Cleanup(s.Kill)
+	tb.Cleanup(s.Close)
 	return s
 }
