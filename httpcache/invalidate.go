@@ -47,9 +47,11 @@ func (c *Cache) Invalidate(ctx context.Context, tags ...string) error {
 	return err
 }
 
-// purgeTags runs the purge script for each tag (one pipeline), then
-// UNLINKs the members in batches. Failed tags and keys go to the retry
-// queue, and the tags are marked stale here until the retry succeeds.
+// purgeTags runs the purge script for each tag (one pipeline), UNLINKs the
+// members in batches, then drops them from the tags' pending sets (one
+// pipeline): three round trips, however many other entries exist. Failed
+// tags and keys go to the retry queue, and the tags count as purged-pending
+// here (nothing with them is served) until the retry succeeds.
 func (c *Cache) purgeTags(ctx context.Context, tags []string) error {
 	c.m.purges.Add(float64(len(tags)))
 	ttl := fmt.Sprint(c.epochTTL().Milliseconds())
@@ -57,13 +59,14 @@ func (c *Cache) purgeTags(ctx context.Context, tags []string) error {
 	calls := make([]call, len(tags))
 	cmds := make([]rueidis.Completed, len(tags))
 	for i, t := range tags {
-		calls[i] = call{[]string{c.tagSetKey(t), c.tagEpochKey(t)}, []string{ttl}}
+		calls[i] = call{[]string{c.tagSetKey(t), c.tagEpochKey(t), c.tagPendingKey(t)}, []string{ttl}}
 		cmds[i] = purgeScript.EvalSha(calls[i].keys, calls[i].args)
 	}
 	now := c.cfg.Now()
 	var failed []string
 	var firstErr error
 	var members []string
+	perTag := make([][]string, len(tags))
 	seen := map[string]bool{}
 	for i, res := range c.rdb.DoMulti(ctx, cmds...) {
 		res = purgeScript.Retry(ctx, c.rdb, res, calls[i].keys, calls[i].args)
@@ -74,6 +77,7 @@ func (c *Cache) purgeTags(ctx context.Context, tags []string) error {
 			continue
 		}
 		c.purges.mark(tags[i], epoch, now, c.markLife())
+		perTag[i] = ms
 		for _, m := range ms {
 			if !seen[m] && strings.HasPrefix(m, c.keys.Prefix()) {
 				seen[m] = true
@@ -83,6 +87,12 @@ func (c *Cache) purgeTags(ctx context.Context, tags []string) error {
 	}
 	leftover, err := c.unlink(ctx, members)
 	firstErr = cmp(firstErr, err)
+	if len(leftover) == 0 {
+		if err := c.untrack(ctx, tags, perTag); err != nil {
+			// Harmless: the next purge of the tag UNLINKs them again.
+			c.m.errors.WithLabelValues("untrack").Inc()
+		}
+	}
 	if len(failed) > 0 || len(leftover) > 0 {
 		for _, t := range failed {
 			c.purges.mark(t, math.MaxInt64, now, 0)
@@ -91,6 +101,23 @@ func (c *Cache) purgeTags(ctx context.Context, tags []string) error {
 		return fmt.Errorf("httpcache: invalidate: %w", firstErr)
 	}
 	return nil
+}
+
+// untrack removes deleted entries from their tags' pending sets.
+func (c *Cache) untrack(ctx context.Context, tags []string, perTag [][]string) error {
+	var cmds []rueidis.Completed
+	for i, ms := range perTag {
+		for len(ms) > 0 {
+			n := min(len(ms), unlinkBatch)
+			cmds = append(cmds, c.rdb.B().Zrem().Key(c.tagPendingKey(tags[i])).Member(ms[:n]...).Build())
+			ms = ms[n:]
+		}
+	}
+	var firstErr error
+	for _, res := range c.rdb.DoMulti(ctx, cmds...) {
+		firstErr = cmp(firstErr, res.Error())
+	}
+	return firstErr
 }
 
 func cmp(first, err error) error {

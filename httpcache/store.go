@@ -86,9 +86,13 @@ local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
 return 1`)
 
-// purgeScript bumps a tag's epoch and takes its members, atomically.
+// purgeScript bumps a tag's epoch and takes its members, atomically. The
+// members move to the tag's pending set rather than vanish, and leave it
+// only once their entries are deleted (untrackScript): if Redis runs this
+// script but the reply is lost (a timeout), the retry finds them there.
 //
-//	KEYS[1] tag set, KEYS[2] tag epoch; ARGV[1] epoch lifetime ms
+//	KEYS[1] tag set, KEYS[2] tag epoch, KEYS[3] tag pending set
+//	ARGV[1] epoch lifetime ms
 //
 // Reply: {epoch, {entry keys}}.
 var purgeScript = redisx.NewScript(`
@@ -98,9 +102,15 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- from the clock), so a store that read the old one always sees the change.
 local e = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, now)
 redis.call('SET', KEYS[2], string.format('%.0f', e), 'PX', ARGV[1])
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+-- Move the members to pending (keeping each one's expiry as its score).
+redis.call('ZUNIONSTORE', KEYS[3], 2, KEYS[3], KEYS[1], 'AGGREGATE', 'MAX')
 redis.call('UNLINK', KEYS[1])
-return {e, members}`)
+-- Pending forgets entries that expired by themselves and lives no longer
+-- than its longest-lived one.
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[3], last[2]) end
+return {e, redis.call('ZRANGE', KEYS[3], 0, -1)}`)
 
 // bumpScript bumps a tag's epoch only, so stores racing a glob purge see it.
 var bumpScript = redisx.NewScript(`
@@ -112,6 +122,9 @@ return e`)
 
 func (c *Cache) tagSetKey(tag string) string   { return c.keys.Tagged("httpcache:tag", tag) }
 func (c *Cache) tagEpochKey(tag string) string { return c.keys.Tagged("httpcache:tag", tag, "epoch") }
+func (c *Cache) tagPendingKey(tag string) string {
+	return c.keys.Tagged("httpcache:tag", tag, "pending")
+}
 
 // epochTTL keeps an epoch well beyond any entry that read it.
 func (c *Cache) epochTTL() time.Duration {
