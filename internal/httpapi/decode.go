@@ -80,7 +80,10 @@ func jsonError(err error) error {
 		return theater.Invalid(typ.Field, "must be "+jsonKind(typ.Type.Kind().String()))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-		if len(name) > 64 || !printable(name) {
+		switch {
+		case name == "":
+			name = "(empty name)"
+		case len(name) > 64 || !printable(name):
 			name = "(unprintable)"
 		}
 		return theater.Invalid(name, "is not a known field")
