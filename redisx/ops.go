@@ -29,7 +29,7 @@ func (c *Client) Set(ctx context.Context, key string, value []byte, ttl time.Dur
 		return fmt.Errorf("redisx: set %q: ttl must be positive", key)
 	}
 	// SET with PX is idempotent, so it may be retried after a broken connection.
-	cmd := c.B().Set().Key(key).Value(rueidis.BinaryString(value)).Px(ttl).Build().ToRetryable()
+	cmd := c.B().Set().Key(key).Value(rueidis.BinaryString(value)).PxMilliseconds(millis(ttl)).Build().ToRetryable()
 	if err := c.Do(ctx, cmd).Error(); err != nil {
 		return fmt.Errorf("redisx: set: %w", err)
 	}
@@ -91,9 +91,13 @@ func (c *Client) perKey(ctx context.Context, keys []string, build func(string) r
 	return n, nil
 }
 
-// Expire sets key's TTL; it reports whether the key exists.
+// Expire sets key's TTL (rounded up to whole milliseconds); it reports
+// whether the key exists. A ttl of zero or less is refused: use Delete.
 func (c *Client) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	ok, err := c.Do(ctx, c.B().Pexpire().Key(key).Milliseconds(ttl.Milliseconds()).Build().ToRetryable()).AsBool()
+	if ttl <= 0 {
+		return false, fmt.Errorf("redisx: expire %q: ttl must be positive", key)
+	}
+	ok, err := c.Do(ctx, c.B().Pexpire().Key(key).Milliseconds(millis(ttl)).Build().ToRetryable()).AsBool()
 	if err != nil {
 		return false, fmt.Errorf("redisx: expire: %w", err)
 	}
@@ -126,7 +130,7 @@ func (c *Client) HSet(ctx context.Context, key string, fields map[string]string,
 	for f, v := range fields {
 		fv = fv.FieldValue(f, v)
 	}
-	return c.multi(ctx, "hset", fv.Build(), c.B().Pexpire().Key(key).Milliseconds(ttl.Milliseconds()).Build())
+	return c.multi(ctx, "hset", fv.Build(), c.B().Pexpire().Key(key).Milliseconds(millis(ttl)).Build())
 }
 
 // HGet returns one field of a hash; a missing key or field is found == false.
@@ -152,6 +156,9 @@ func (c *Client) HGetAll(ctx context.Context, key string) (map[string]string, er
 
 // HDel removes fields from a hash and returns how many existed.
 func (c *Client) HDel(ctx context.Context, key string, fields ...string) (int64, error) {
+	if len(fields) == 0 {
+		return 0, nil
+	}
 	n, err := c.Do(ctx, c.B().Hdel().Key(key).Field(fields...).Build().ToRetryable()).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("redisx: hdel: %w", err)
@@ -166,7 +173,7 @@ func (c *Client) HIncrBy(ctx context.Context, key, field string, n int64, ttl ti
 	if ttl <= 0 {
 		return 0, fmt.Errorf("redisx: hincrby %q: ttl must be positive", key)
 	}
-	v, err := hincrScript.Run(ctx, c, []string{key}, []string{field, strconv.FormatInt(n, 10), strconv.FormatInt(ttl.Milliseconds(), 10)}).AsInt64()
+	v, err := hincrScript.Run(ctx, c, []string{key}, []string{field, strconv.FormatInt(n, 10), strconv.FormatInt(millis(ttl), 10)}).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("redisx: hincrby: %w", err)
 	}
@@ -182,11 +189,14 @@ func (c *Client) SAdd(ctx context.Context, key string, ttl time.Duration, member
 		return fmt.Errorf("redisx: sadd %q: ttl must be positive", key)
 	}
 	return c.multi(ctx, "sadd", c.B().Sadd().Key(key).Member(members...).Build(),
-		c.B().Pexpire().Key(key).Milliseconds(ttl.Milliseconds()).Build())
+		c.B().Pexpire().Key(key).Milliseconds(millis(ttl)).Build())
 }
 
 // SRem removes members from a set and returns how many were there.
 func (c *Client) SRem(ctx context.Context, key string, members ...string) (int64, error) {
+	if len(members) == 0 {
+		return 0, nil
+	}
 	n, err := c.Do(ctx, c.B().Srem().Key(key).Member(members...).Build().ToRetryable()).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("redisx: srem: %w", err)
@@ -234,7 +244,7 @@ func (c *Client) IncrBy(ctx context.Context, key string, n int64, ttl time.Durat
 	if ttl <= 0 {
 		return 0, fmt.Errorf("redisx: incr %q: ttl must be positive", key)
 	}
-	v, err := incrScript.Run(ctx, c, []string{key}, []string{strconv.FormatInt(n, 10), strconv.FormatInt(ttl.Milliseconds(), 10)}).AsInt64()
+	v, err := incrScript.Run(ctx, c, []string{key}, []string{strconv.FormatInt(n, 10), strconv.FormatInt(millis(ttl), 10)}).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("redisx: incr: %w", err)
 	}
@@ -258,7 +268,9 @@ if redis.call('PTTL', KEYS[1]) < 0 then
 end
 return v`)
 
-// multi runs cmds (all on one key) in MULTI/EXEC, one round trip.
+// multi runs cmds (all on one key) in MULTI/EXEC, one round trip. A
+// command that fails inside the transaction (WRONGTYPE) is reported: its
+// error is an element of EXEC's reply, not an error of the reply itself.
 func (c *Client) multi(ctx context.Context, op string, cmds ...rueidis.Completed) error {
 	all := make([]rueidis.Completed, 0, len(cmds)+2)
 	all = append(all, c.B().Multi().Build())
@@ -270,5 +282,25 @@ func (c *Client) multi(ctx context.Context, op string, cmds ...rueidis.Completed
 			return fmt.Errorf("redisx: %s: %w", op, err)
 		}
 	}
+	replies, err := res[len(res)-1].ToArray()
+	if err != nil {
+		return fmt.Errorf("redisx: %s: %w", op, err)
+	}
+	for _, r := range replies {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("redisx: %s: %w", op, err)
+		}
+	}
 	return nil
+}
+
+// millis is d in whole milliseconds, rounded up and at least 1: Redis
+// takes TTLs in milliseconds, and PX 0 is an error while PEXPIRE 0 deletes
+// the key, so a sub-millisecond TTL must not round down to 0.
+func millis(d time.Duration) int64 {
+	ms := int64(d / time.Millisecond)
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return max(ms, 1)
 }
