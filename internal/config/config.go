@@ -15,29 +15,29 @@
 // is; a value that is only white space, or that holds a control byte, is
 // an error. Durations are Go durations with a unit (500ms, 10s, 1m, 24h).
 //
-// | variable | default | meaning |
-// | --- | --- | --- |
-// | `HTTP_ADDR` | `:8080` | listen address, `[host]:port` (port 0 picks a free one) |
-// | `REDIS_URL` | — | `redis://[[user]:pass@]host[:port][/db]`, `rediss://` for TLS; when set, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD and REDIS_DB are ignored. Percent-encode `@ / ? # :` in the password |
-// | `REDIS_HOST` | `localhost` | Redis host name or IP |
-// | `REDIS_PORT` | `6379` | Redis port, 1–65535 |
-// | `REDIS_PASSWORD` | none | Redis password (AUTH); never logged nor shown in an error |
-// | `REDIS_DB` | `0` | database number, 0–65536 (Cluster: only 0) |
-// | `REDIS_CLUSTER_ADDRS` | — | comma-separated `host:port` seed nodes: use Redis Cluster (credentials and TLS still come from REDIS_URL or REDIS_PASSWORD) |
-// | `REDIS_SENTINEL_ADDRS` | — | comma-separated `host:port` sentinels: use Redis Sentinel; needs REDIS_SENTINEL_MASTER; not with REDIS_CLUSTER_ADDRS |
-// | `REDIS_SENTINEL_MASTER` | — | the master set name the sentinels watch; needs REDIS_SENTINEL_ADDRS |
-// | `REDIS_KEY_PREFIX` | `tsp:` | prefix of every Redis key, at most 64 bytes of `A-Za-z0-9-_.:/@+=&,!~#$();<>\|^`'"` |
-// | `REDIS_DIAL_TIMEOUT` | `2s` | bound on connecting to Redis, 1ms–1m |
-// | `REDIS_COMMAND_TIMEOUT` | `1s` | deadline of each Redis call, 1ms–1m |
-// | `DATABASE_URL` | `sqlite:./data/theater.db` | `sqlite:PATH` (embedded) or `postgres://…` / `postgresql://…` |
-// | `RATE_LIMIT_API` | `600/1m` | limit of every `/api` request per user or client IP: `N/DURATION` or `off` |
-// | `RATE_LIMIT_LOGIN` | `5/1m` | limit of `POST /api/auth/login` per client IP + email: `N/DURATION` or `off` |
-// | `TRUSTED_PROXIES` | none | comma-separated CIDRs or bare IPs whose `X-Forwarded-For` is believed |
-// | `SESSION_IDLE_TIMEOUT` | `24h` | a session ends after this long unused, 1s–8760h |
-// | `SESSION_ABSOLUTE_TIMEOUT` | `168h` | a session ends this long after sign-in, whatever its use; at least SESSION_IDLE_TIMEOUT, at most 8760h |
-// | `SESSION_TOUCH_INTERVAL` | `1m` | a session's last-seen time is written at most this often; 0 to less than SESSION_IDLE_TIMEOUT |
-// | `LOG_LEVEL` | `info` | `debug`, `info`, `warn` or `error` |
-// | `SHUTDOWN_TIMEOUT` | `15s` | how long in-flight requests may finish after SIGINT/SIGTERM, 1ms–1h |
+//	| variable | default | meaning |
+//	| --- | --- | --- |
+//	| `HTTP_ADDR` | `:8080` | listen address, `[host]:port` (port 0 picks a free one) |
+//	| `REDIS_URL` | — | `redis://[[user]:pass@]host[:port][/db]`, `rediss://` for TLS; when set, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD and REDIS_DB are ignored. Percent-encode `@ / ? # :` in the password |
+//	| `REDIS_HOST` | `localhost` | Redis host name or IP |
+//	| `REDIS_PORT` | `6379` | Redis port, 1–65535 |
+//	| `REDIS_PASSWORD` | none | Redis password (AUTH); never logged nor shown in an error |
+//	| `REDIS_DB` | `0` | database number, 0–65536 (Cluster: only 0) |
+//	| `REDIS_CLUSTER_ADDRS` | — | comma-separated `host:port` seed nodes: use Redis Cluster (credentials and TLS still come from REDIS_URL or REDIS_PASSWORD) |
+//	| `REDIS_SENTINEL_ADDRS` | — | comma-separated `host:port` sentinels: use Redis Sentinel; needs REDIS_SENTINEL_MASTER; not with REDIS_CLUSTER_ADDRS |
+//	| `REDIS_SENTINEL_MASTER` | — | the master set name the sentinels watch; needs REDIS_SENTINEL_ADDRS |
+//	| `REDIS_KEY_PREFIX` | `tsp:` | prefix of every Redis key, at most 64 bytes of `A-Za-z0-9-_.:/@+=&,!~#$();<>\|^`'"` |
+//	| `REDIS_DIAL_TIMEOUT` | `2s` | bound on connecting to Redis, 1ms–1m |
+//	| `REDIS_COMMAND_TIMEOUT` | `1s` | deadline of each Redis call, 1ms–1m |
+//	| `DATABASE_URL` | `sqlite:./data/theater.db` | `sqlite:PATH` (embedded) or `postgres://…` / `postgresql://…` |
+//	| `RATE_LIMIT_API` | `600/1m` | limit of every `/api` request per user or client IP: `N/DURATION` or `off` |
+//	| `RATE_LIMIT_LOGIN` | `5/1m` | limit of `POST /api/auth/login` per client IP + email: `N/DURATION` or `off` |
+//	| `TRUSTED_PROXIES` | none | comma-separated CIDRs or bare IPs whose `X-Forwarded-For` is believed |
+//	| `SESSION_IDLE_TIMEOUT` | `24h` | a session ends after this long unused, 1s–8760h |
+//	| `SESSION_ABSOLUTE_TIMEOUT` | `168h` | a session ends this long after sign-in, whatever its use; at least SESSION_IDLE_TIMEOUT, at most 8760h |
+//	| `SESSION_TOUCH_INTERVAL` | `1m` | a session's last-seen time is written at most this often; 0 to less than SESSION_IDLE_TIMEOUT |
+//	| `LOG_LEVEL` | `info` | `debug`, `info`, `warn` or `error` |
+//	| `SHUTDOWN_TIMEOUT` | `15s` | how long in-flight requests may finish after SIGINT/SIGTERM, 1ms–1h |
 package config
 
 import (
