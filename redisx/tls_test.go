@@ -68,7 +68,9 @@ func tryClient(t *testing.T, cfg redisx.Config) dialResult {
 		cfg.KeyPrefix = redistest.Prefix(t)
 	}
 	if cfg.DialTimeout == 0 {
-		cfg.DialTimeout = time.Second
+		// Generous, so that on a loaded machine the first attempt gets as
+		// far as AUTH and its log line names the real cause, not a timeout.
+		cfg.DialTimeout = 5 * time.Second
 	}
 	ctx := context.Background()
 	start := time.Now()
