@@ -118,3 +118,20 @@ func TestAPILimiter(t *testing.T) {
 	// Health, readiness and metrics are not /api and never limited.
 	want(t, anon.do("GET", "/healthz", nil), 200, "healthz")
 }
+
+// TestNoEmailInKeys: the login limiter's keys hold a hash, not the address.
+func TestNoEmailInKeys(t *testing.T) {
+	in := newInstance(t, options{})
+	a := signUp(t, in, theater.RoleProducer)
+	in.client(t).do("POST", "/api/auth/login", map[string]any{"email": a.email, "password": "wrong password"})
+	local, _, _ := strings.Cut(a.email, "@")
+	keys := redistestKeys(t, in)
+	if len(keys) == 0 {
+		t.Fatal("no keys written: the test proves nothing")
+	}
+	for _, k := range keys {
+		if strings.Contains(strings.ToLower(k), strings.ToLower(local)) {
+			t.Fatalf("key %q holds the email", k)
+		}
+	}
+}

@@ -138,9 +138,16 @@ func TestHealthAndReady(t *testing.T) {
 	if ready["redis"] != "ok" || ready["database"] != "ok" {
 		t.Fatalf("readyz = %v", ready)
 	}
+	a := signUp(t, in, theater.RolePlaywright)
+	want(t, a.c.do("GET", "/api/me", nil), 200, "me")
+	want(t, c.do("GET", "/api/scripts", nil), 200, "list")
 	r = c.do("GET", "/metrics", nil)
 	want(t, r, 200, "metrics")
-	for _, name := range []string{"http_request_duration_seconds", "redisx_round_trips_total", "theaterd_script_views_flushed_total"} {
+	for _, name := range []string{
+		"http_request_duration_seconds", `route="GET /api/scripts"`, "http_requests_in_flight",
+		"redisx_round_trips_total", "theaterd_script_views_flushed_total",
+		"httpcache_requests_total", "session_lookups_total", "ratelimit_decisions_total",
+	} {
 		if !strings.Contains(string(r.body), name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
@@ -242,5 +249,23 @@ func TestErrorsAreProblems(t *testing.T) {
 		if strings.Contains(k, "%") || strings.Contains(k, "aaaa") {
 			t.Errorf("key %q made from a hostile id", k)
 		}
+	}
+}
+
+func TestHeadAndOptions(t *testing.T) {
+	in := newInstance(t, options{})
+	author := seedUser(t, in.st, theater.RolePlaywright)
+	sc := seedScript(t, in.st, author.ID, "Heads")
+	c := in.client(t)
+	for _, path := range []string{"/healthz", "/api/scripts/" + sc.ID, "/api/scripts", "/openapi.json"} {
+		r := c.do("HEAD", path, nil)
+		if r.status != 200 || len(r.body) != 0 {
+			t.Errorf("HEAD %s: %d with %d body bytes, want 200 and none", path, r.status, len(r.body))
+		}
+	}
+	r := c.do("OPTIONS", "/api/scripts/"+sc.ID, nil)
+	want(t, r, 405, "OPTIONS")
+	if got := r.header.Get("Allow"); got != "GET, HEAD, PUT, DELETE" {
+		t.Fatalf("Allow = %q", got)
 	}
 }
