@@ -433,13 +433,21 @@ func TestSkewedAppClocksDecideTheSame(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			t.Parallel()
 			cfg := redistest.Config(t)
-			rate := ratelimit.Rate{Limit: 4, Window: 2 * time.Second}
-			mk := func(skew time.Duration) *ratelimit.Limiter {
-				return newLimiter(t, redistest.Connect(t, cfg), ratelimit.Config{Name: "skew", Rate: rate, Algorithm: alg,
+			// A long window for comparing decisions, so a slow machine
+			// cannot slide it between the two runs; a short one for waiting.
+			long := ratelimit.Rate{Limit: 4, Window: time.Minute}
+			short := ratelimit.Rate{Limit: 4, Window: 2 * time.Second}
+			mk := func(name string, rate ratelimit.Rate, skew time.Duration) *ratelimit.Limiter {
+				return newLimiter(t, redistest.Connect(t, cfg), ratelimit.Config{Name: name, Rate: rate, Algorithm: alg,
 					Now: func() time.Time { return time.Now().Add(skew) }})
 			}
-			skewed := []*ratelimit.Limiter{mk(5 * time.Second), mk(-5 * time.Second), mk(0)}
-			straight := mk(0)
+			skews := []time.Duration{5 * time.Second, -5 * time.Second, 0}
+			var skewed, skewedShort []*ratelimit.Limiter
+			for _, sk := range skews {
+				skewed = append(skewed, mk("skew", long, sk))
+				skewedShort = append(skewedShort, mk("short", short, sk))
+			}
+			straight := mk("skew", long, 0)
 			run := func(key string, pick func(i int) *ratelimit.Limiter) []bool {
 				var out []bool
 				for i := range 10 {
@@ -457,6 +465,8 @@ func TestSkewedAppClocksDecideTheSame(t *testing.T) {
 			if want[3] != true || want[4] != false {
 				t.Fatalf("decisions %v; want 4 admitted then refusals", want)
 			}
+			skewed = skewedShort
+			run("skewed", func(i int) *ratelimit.Limiter { return skewed[i%3] })
 			// Each skewed instance honours the block as a duration: after
 			// the wait every one of them admits again.
 			d := allow(t, skewed[0], "skewed", 1)
