@@ -40,7 +40,7 @@ func TestEnvExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	documented := regexp.MustCompile("(?m)^// \\| `([A-Z][A-Z0-9_]*)`").FindAllStringSubmatch(string(src), -1)
+	documented := regexp.MustCompile("(?m)^//\\s*\\| `([A-Z][A-Z0-9_]*)`").FindAllStringSubmatch(string(src), -1)
 	if len(documented) < 10 {
 		t.Fatalf("found %d documented variables in internal/config: the pattern is stale", len(documented))
 	}
