@@ -70,6 +70,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// After the first signal the default action returns, so a second
+		// one ends a shutdown that hangs.
+		<-ctx.Done()
+		stop()
+	}()
 	if err := serve(ctx, cfg, *demoFlag, log); err != nil {
 		log.Error("theaterd stopped", "error", err.Error())
 		return exitFail
@@ -98,11 +104,13 @@ func serve(ctx context.Context, cfg config.Config, withDemo bool, log *slog.Logg
 	}
 	defer st.Close()
 
+	demoCreated := false
 	if withDemo {
 		res, err := demo.Load(ctx, st, 0)
 		if err != nil {
 			return fmt.Errorf("demo catalogue: %w", err)
 		}
+		demoCreated = res.Created
 		log.Info("demo catalogue", "created", res.Created, "scripts", res.Scripts, "users", len(res.Users),
 			"password", demo.Password)
 	}
@@ -123,6 +131,14 @@ func serve(ctx context.Context, cfg config.Config, withDemo bool, log *slog.Logg
 	})
 	if err != nil {
 		return err
+	}
+
+	if demoCreated {
+		// Lists cached by an earlier run on this Redis do not show the
+		// catalogue just inserted behind the API's back.
+		if err := api.InvalidateCatalogue(ctx); err != nil {
+			log.Warn("could not purge cached lists after loading the demo", "error", err.Error())
+		}
 	}
 
 	srv := &http.Server{
@@ -160,7 +176,7 @@ func serve(ctx context.Context, cfg config.Config, withDemo bool, log *slog.Logg
 	if err := api.Close(sctx); err != nil {
 		log.Warn("view counts not flushed", "error", err.Error())
 	}
-	// The deferred Close calls run next: Redis, then the database.
+	// The deferred Close calls run next: the database, then Redis.
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/theaterscriptpro/tsp/internal/demo"
 )
 
 // env turns pairs into a getenv.
@@ -80,9 +83,10 @@ func TestBadFlagExitsTwo(t *testing.T) {
 	}
 }
 
-// TestServeAndDrain builds the binary, starts it against a Redis that is
-// down (it must start anyway), checks it serves and reports Redis down on
-// /readyz, then sends SIGTERM and checks that it exits 0 in good time.
+// TestServeAndDrain builds the binary, starts it with -demo against a Redis
+// that is down (it must start anyway), checks it serves the demo catalogue
+// from the database and reports Redis down on /readyz, then sends SIGTERM
+// and checks that it exits 0 in good time.
 func TestServeAndDrain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -94,7 +98,7 @@ func TestServeAndDrain(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	dead := freeAddr(t) // nothing listens there: Redis is down
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, "-demo")
 	cmd.Env = append(os.Environ(),
 		"HTTP_ADDR="+addr,
 		"REDIS_URL=redis://"+dead+"/0",
@@ -116,6 +120,16 @@ func TestServeAndDrain(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 503 {
 		t.Fatalf("/readyz with Redis down = %d, want 503", res.StatusCode)
+	}
+	res, err = http.Get(base + "/api/scripts?limit=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page struct{ Total int }
+	err = json.NewDecoder(res.Body).Decode(&page)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 || page.Total != demo.DefaultScripts || res.Header.Get("X-Cache") != "BYPASS" {
+		t.Fatalf("list: status %d, X-Cache %q, total %d (%v); want 200, BYPASS, %d", res.StatusCode, res.Header.Get("X-Cache"), page.Total, err, demo.DefaultScripts)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -223,3 +223,28 @@ func TestRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidateCatalogue: scripts written behind the API's back show in
+// the lists once the catalogue is purged.
+func TestInvalidateCatalogue(t *testing.T) {
+	in := newInstance(t, options{})
+	author := seedUser(t, in.st, theater.RolePlaywright)
+	anon := in.client(t)
+	var page scriptPage
+	anon.do("GET", "/api/scripts", nil).json(t, &page)
+	anon.do("GET", "/api/users/"+author.ID+"/scripts", nil)
+	seedScript(t, in.st, author.ID, "Behind the back")
+	anon.do("GET", "/api/scripts", nil).json(t, &page)
+	if page.Total != 0 {
+		t.Fatalf("the cached list already shows %d scripts: the test proves nothing", page.Total)
+	}
+	if err := in.api.InvalidateCatalogue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	anon.do("GET", "/api/scripts", nil).json(t, &page)
+	var list scriptList
+	anon.do("GET", "/api/users/"+author.ID+"/scripts", nil).json(t, &list)
+	if page.Total != 1 || list.Total != 1 {
+		t.Fatalf("after the purge: list total %d, author's %d; want 1 and 1", page.Total, list.Total)
+	}
+}

@@ -143,6 +143,13 @@ func (s *Server) cacheUserScripts(h http.Handler) http.Handler {
 	})(h)
 }
 
+// InvalidateCatalogue purges every cached list (the catalogue and each
+// author's), on every instance: for tools that write scripts to the
+// database directly, such as the demo loader.
+func (s *Server) InvalidateCatalogue(ctx context.Context) error {
+	return s.cache.Invalidate(ctx, httpcache.NamespaceTag(nsScripts+":list"), httpcache.NamespaceTag(nsUserScripts))
+}
+
 // invalidateScript drops every cached response that may show sc (the
 // script itself, every list page, its author's list) on every instance,
 // before the caller answers: the original guide's
