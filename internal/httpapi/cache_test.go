@@ -183,8 +183,9 @@ func TestRoundTrips(t *testing.T) {
 		path  string
 		trips int
 	}{
-		// API limiter (one EVALSHA) + the entry (one GET); the view is
-		// counted in memory and flushed later.
+		// At most the API limiter (one EVALSHA) and the entry (one GET,
+		// none when the client-side cache has it); the view is counted
+		// in memory and flushed later.
 		{"script hit", anon, "/api/scripts/" + sc.ID, 2},
 		{"list hit", anon, "/api/scripts?page=1&limit=20", 2},
 		// The session lookup-and-touch (one script) + the API limiter.
@@ -200,8 +201,8 @@ func TestRoundTrips(t *testing.T) {
 				want(t, tt.c.do("GET", tt.path, nil), 200, tt.name)
 			}
 			trips, names := log.snapshot()
-			if trips != n*tt.trips {
-				t.Fatalf("%d requests made %d round trips (%v), want %d each", n, trips, names, tt.trips)
+			if trips > n*tt.trips {
+				t.Fatalf("%d requests made %d round trips (%v), want at most %d each", n, trips, names, tt.trips)
 			}
 		})
 	}
