@@ -59,6 +59,7 @@ type faultRig struct {
 	px       *faultproxy.Proxy
 	author   account
 	producer account
+	signer   account // signs in again and again
 	script   theater.Script
 }
 
@@ -76,6 +77,7 @@ func newFaultRig(t *testing.T, o options) *faultRig {
 	r := &faultRig{in: in, srv: srv, px: px}
 	r.author = signUp(t, in, theater.RolePlaywright)
 	r.producer = signUp(t, in, theater.RoleProducer)
+	r.signer = signUp(t, in, theater.RoleProducer)
 	res := r.author.c.do("POST", "/api/scripts", scriptBody("Under fault"))
 	want(t, res, http.StatusCreated, "create script")
 	res.json(t, &r.script)
@@ -215,10 +217,12 @@ func (r *faultRig) runMix(d time.Duration, outage bool) *mixResult {
 		}
 		sessionStatus("licences", status, body)
 	})
-	// Sign-in (argon2id is slow on purpose: paced).
-	worker("login", 100*time.Millisecond, func(int) {
+	// Sign-in (argon2id is slow on purpose: paced), with an account of its
+	// own: each sign-in makes a session, and the oldest sessions of a user
+	// may be evicted, which must not sign out the other workers.
+	worker("login", 300*time.Millisecond, func(int) {
 		status, body, _, err := faultReq(hc, "POST", base+"/api/auth/login", "",
-			map[string]any{"email": r.producer.email, "password": r.producer.pass})
+			map[string]any{"email": r.signer.email, "password": r.signer.pass})
 		if err != nil {
 			m.fail("login: %v", err)
 			return
@@ -227,7 +231,7 @@ func (r *faultRig) runMix(d time.Duration, outage bool) *mixResult {
 	})
 	// Script writes: one writer, so the last acknowledged title is the
 	// one the database must hold.
-	worker("write", 10*time.Millisecond, func(i int) {
+	worker("write", 50*time.Millisecond, func(i int) {
 		title := fmt.Sprintf("Fault write %d", i)
 		m.mu.Lock()
 		m.tried = append(m.tried, title)
@@ -245,7 +249,7 @@ func (r *faultRig) runMix(d time.Duration, outage bool) *mixResult {
 		}
 	})
 	// Licence creation.
-	worker("licence", 20*time.Millisecond, func(int) {
+	worker("licence", 50*time.Millisecond, func(int) {
 		status, body, _, err := faultReq(hc, "POST", base+"/api/scripts/"+r.script.ID+"/licenses", r.producer.c.token,
 			map[string]any{"type": "perusal"})
 		if err != nil {
