@@ -9,7 +9,11 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redis/rueidis"
 )
 
 // ErrNotFound is matched (errors.Is) by the error Cache returns when the
@@ -243,7 +247,7 @@ func (c *Client) callLoader(ctx context.Context, opt CacheOptions, cd codec) ([]
 // pipeline, so a value stored just before we took the lease is used, not
 // loaded again. If the holder dies its lease expires and a waiter takes over.
 func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions, cd codec) ([]byte, error) {
-	lease := key + ":lease"
+	lease, sameSlot := leaseKey(key)
 	token := leaseToken()
 	poll := 5 * time.Millisecond
 	for {
@@ -254,7 +258,8 @@ func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions
 		held := err == nil && got == "OK"
 		if held {
 			defer func() {
-				// Release only our own lease, not one taken after ours expired.
+				// Release only our own lease, not one taken after ours
+				// expired; a no-op when the store already released it.
 				_ = releaseLease.Run(context.WithoutCancel(ctx), c, []string{lease}, []string{token}).Error()
 			}()
 		}
@@ -265,7 +270,10 @@ func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions
 		}
 		switch {
 		case held:
-			return c.loadAndStore(ctx, key, opt, cd)
+			if !sameSlot {
+				token = "" // the store cannot check the lease in the same script
+			}
+			return c.loadAndStore(ctx, key, lease, token, opt, cd)
 		case err != nil && !IsNil(err):
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -286,7 +294,11 @@ func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions
 	}
 }
 
-func (c *Client) loadAndStore(ctx context.Context, key string, opt CacheOptions, cd codec) ([]byte, error) {
+// loadAndStore runs the loader and stores its result. With a token, the
+// store happens only while the lease still holds it: Invalidate deletes the
+// lease, so a load that began before a write cannot put the old value back
+// after the write's invalidation.
+func (c *Client) loadAndStore(ctx context.Context, key, lease, token string, opt CacheOptions, cd codec) ([]byte, error) {
 	v, err := c.callLoader(ctx, opt, cd)
 	// The store gets its own deadline: a loader that used most of the load
 	// timeout must not make its result impossible to keep.
@@ -294,13 +306,13 @@ func (c *Client) loadAndStore(ctx context.Context, key string, opt CacheOptions,
 	var nf notFoundError
 	switch {
 	case errors.As(err, &nf) && opt.NegativeTTL > 0:
-		c.store(sctx, key, entry{negative: true, softExpiry: time.Now().Add(opt.NegativeTTL)}, opt.NegativeTTL)
+		c.store(sctx, key, lease, token, entry{negative: true, softExpiry: time.Now().Add(opt.NegativeTTL)}, opt.NegativeTTL)
 		return nil, err
 	case err != nil:
 		return nil, err
 	}
 	fresh := opt.TTL + jitter(opt.TTL, opt.Jitter)
-	c.store(sctx, key, entry{value: v, softExpiry: time.Now().Add(fresh)}, fresh+opt.StaleFor)
+	c.store(sctx, key, lease, token, entry{value: v, softExpiry: time.Now().Add(fresh)}, fresh+opt.StaleFor)
 	return v, nil
 }
 
@@ -314,10 +326,70 @@ func jitter(ttl time.Duration, frac float64) time.Duration {
 
 // store writes an entry; a failure only costs a later miss, so it is counted
 // but not returned: the caller has its value.
-func (c *Client) store(ctx context.Context, key string, e entry, ttl time.Duration) {
-	if err := c.Set(ctx, key, e.encode(), ttl); err != nil {
+func (c *Client) store(ctx context.Context, key, lease, token string, e entry, ttl time.Duration) {
+	if token == "" {
+		if err := c.Set(ctx, key, e.encode(), ttl); err != nil {
+			c.m.cacheError.Inc()
+		}
+		return
+	}
+	err := storeIfLeased.Run(ctx, c, []string{key, lease},
+		[]string{token, rueidis.BinaryString(e.encode()), strconv.FormatInt(millis(ttl), 10)}).Error()
+	if err != nil {
 		c.m.cacheError.Inc()
 	}
+}
+
+// storeIfLeased stores the value only if the lease still holds our token,
+// then releases the lease: one round trip for both.
+var storeIfLeased = NewScript(`
+-- KEYS[1] the entry, KEYS[2] its lease; ARGV: token, value, ttl in ms.
+-- Invalidate deleted the lease if the data changed while we loaded:
+-- storing now would put back what the write replaced.
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[2])
+return 1`)
+
+// Invalidate deletes cache-aside entries after the data behind them
+// changed, together with their load leases, so a load that was already
+// running when the data changed does not store its old result
+// (CacheBytes's store checks its lease). Use it instead of Delete for keys
+// filled by Cache.
+func (c *Client) Invalidate(ctx context.Context, keys ...string) error {
+	cmds := make([]rueidis.Completed, 0, len(keys))
+	for _, k := range keys {
+		lease, sameSlot := leaseKey(k)
+		if sameSlot {
+			cmds = append(cmds, c.B().Unlink().Key(k, lease).Build().ToRetryable())
+		} else {
+			cmds = append(cmds, c.B().Unlink().Key(k).Build().ToRetryable(), c.B().Unlink().Key(lease).Build().ToRetryable())
+		}
+	}
+	for _, r := range c.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("redisx: invalidate: %w", err)
+		}
+	}
+	return nil
+}
+
+// leaseKey names the load lease of a cache entry. Keys from Keys carry a
+// hash tag, and key+":lease" keeps it, so a script may touch both in
+// Redis Cluster; sameSlot is false for a key without a usable hash tag.
+func leaseKey(key string) (lease string, sameSlot bool) {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
+			return key + ":lease", true
+		}
+	}
+	if !strings.ContainsAny(key, "{}") {
+		// Tag the whole key: "{key}:lease" hashes exactly like key.
+		return "{" + key + "}:lease", true
+	}
+	return key + ":lease", false
 }
 
 // refreshInBackground reloads a stale key once, detached from the request,

@@ -78,7 +78,9 @@ func (s *Server) createLicense(w http.ResponseWriter, r *http.Request) {
 	}
 	// The list is dropped before the client hears of the licence, so its
 	// next GET /api/licenses cannot be served the list without it.
-	if _, err := s.rdb.Delete(r.Context(), s.keys.LicensesByUser(u.ID)); err != nil {
+	// Invalidate (not Delete) also stops a list load that began before the
+	// licence existed from storing its result afterwards.
+	if err := s.rdb.Invalidate(r.Context(), s.keys.LicensesByUser(u.ID)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
