@@ -256,11 +256,14 @@ func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions
 			c.B().Get().Key(key).Build())
 		got, err := res[0].ToString()
 		held := err == nil && got == "OK"
+		released := false // set when the store script released the lease
 		if held {
 			defer func() {
 				// Release only our own lease, not one taken after ours
-				// expired; a no-op when the store already released it.
-				_ = releaseLease.Run(context.WithoutCancel(ctx), c, []string{lease}, []string{token}).Error()
+				// expired, unless the store script already did.
+				if !released {
+					_ = releaseLease.Run(context.WithoutCancel(ctx), c, []string{lease}, []string{token}).Error()
+				}
 			}()
 		}
 		if raw, gerr := res[1].AsBytes(); gerr == nil {
@@ -268,12 +271,16 @@ func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions
 				return e.result(key)
 			}
 		}
-		switch {
-		case held:
+		if held {
+			storeToken := token
 			if !sameSlot {
-				token = "" // the store cannot check the lease in the same script
+				storeToken = "" // the store cannot check the lease in the same script
 			}
-			return c.loadAndStore(ctx, key, lease, token, opt, cd)
+			var v []byte
+			v, released, err = c.loadAndStore(ctx, key, lease, storeToken, opt, cd)
+			return v, err
+		}
+		switch {
 		case err != nil && !IsNil(err):
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -298,22 +305,23 @@ func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions
 // store happens only while the lease still holds it: Invalidate deletes the
 // lease, so a load that began before a write cannot put the old value back
 // after the write's invalidation.
-func (c *Client) loadAndStore(ctx context.Context, key, lease, token string, opt CacheOptions, cd codec) ([]byte, error) {
-	v, err := c.callLoader(ctx, opt, cd)
+// released reports that the store script released the lease.
+func (c *Client) loadAndStore(ctx context.Context, key, lease, token string, opt CacheOptions, cd codec) (v []byte, released bool, err error) {
+	v, err = c.callLoader(ctx, opt, cd)
 	// The store gets its own deadline: a loader that used most of the load
 	// timeout must not make its result impossible to keep.
 	sctx := context.WithoutCancel(ctx)
 	var nf notFoundError
 	switch {
 	case errors.As(err, &nf) && opt.NegativeTTL > 0:
-		c.store(sctx, key, lease, token, entry{negative: true, softExpiry: time.Now().Add(opt.NegativeTTL)}, opt.NegativeTTL)
-		return nil, err
+		released = c.store(sctx, key, lease, token, entry{negative: true, softExpiry: time.Now().Add(opt.NegativeTTL)}, opt.NegativeTTL)
+		return nil, released, err
 	case err != nil:
-		return nil, err
+		return nil, false, err
 	}
 	fresh := opt.TTL + jitter(opt.TTL, opt.Jitter)
-	c.store(sctx, key, lease, token, entry{value: v, softExpiry: time.Now().Add(fresh)}, fresh+opt.StaleFor)
-	return v, nil
+	released = c.store(sctx, key, lease, token, entry{value: v, softExpiry: time.Now().Add(fresh)}, fresh+opt.StaleFor)
+	return v, released, nil
 }
 
 // jitter returns a random duration in [0, frac·ttl], frac in [0, 1].
@@ -326,18 +334,22 @@ func jitter(ttl time.Duration, frac float64) time.Duration {
 
 // store writes an entry; a failure only costs a later miss, so it is counted
 // but not returned: the caller has its value.
-func (c *Client) store(ctx context.Context, key, lease, token string, e entry, ttl time.Duration) {
+// With a token it runs storeIfLeased, which also releases the lease, and
+// reports whether that script ran.
+func (c *Client) store(ctx context.Context, key, lease, token string, e entry, ttl time.Duration) (released bool) {
 	if token == "" {
 		if err := c.Set(ctx, key, e.encode(), ttl); err != nil {
 			c.m.cacheError.Inc()
 		}
-		return
+		return false
 	}
 	err := storeIfLeased.Run(ctx, c, []string{key, lease},
 		[]string{token, rueidis.BinaryString(e.encode()), strconv.FormatInt(millis(ttl), 10)}).Error()
 	if err != nil {
 		c.m.cacheError.Inc()
+		return false
 	}
+	return true
 }
 
 // storeIfLeased stores the value only if the lease still holds our token,

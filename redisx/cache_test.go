@@ -537,3 +537,37 @@ func TestCacheInvalidateDuringLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheMissRoundTrips pins the cost of a miss on the loading instance:
+// the lease with the GET in one pipeline, then the store script that also
+// releases the lease.
+func TestCacheMissRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var names [][]string
+	var mu sync.Mutex
+	rdb := redistest.Client(t, func(c *redisx.Config) {
+		c.CommandHook = func(n []string) {
+			mu.Lock()
+			names = append(names, append([]string(nil), n...))
+			mu.Unlock()
+		}
+	})
+	k := rdb.Keys().User("rt")
+	// Load the scripts first, so NOSCRIPT does not count.
+	if _, err := redisx.Cache(ctx, rdb, rdb.Keys().User("warm"), time.Minute, func(context.Context) (int, error) { return 1, nil }); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	names = nil
+	mu.Unlock()
+	if _, err := redisx.Cache(ctx, rdb, k, time.Minute, func(context.Context) (int, error) { return 2, nil }); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := "[[GET] [SET GET] [EVALSHA]]"
+	if got := fmt.Sprint(names); got != want {
+		t.Errorf("a miss sent %s; want %s", got, want)
+	}
+}
