@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
 
@@ -32,6 +33,9 @@ type Cache struct {
 
 	flights flightGroup
 	purges  purgeLog
+	written writtenLog // keys UNLINKed here, for the local tier (local.go)
+	live    liveness   // when Redis last answered, for the local tier
+	ping    func(context.Context) error
 	retry   retryQueue
 
 	mu         sync.Mutex
@@ -95,6 +99,7 @@ func New(rdb *redisx.Client, cfg Config) (*Cache, error) {
 		refreshes:  make(chan struct{}, cfg.RefreshWorkers),
 		closed:     make(chan struct{}),
 	}
+	c.ping = rdb.Ping // bound once: a method value per lookup would allocate
 	if cfg.CredentialCookies != nil {
 		c.credCookies = map[string]bool{}
 		for _, n := range cfg.CredentialCookies {
@@ -269,8 +274,8 @@ func varyPart(h http.Header, names []string) string {
 	return b.String()
 }
 
-// serve is the whole request path. A hit costs one Redis round trip: one
-// GET of the entry.
+// serve is the whole request path. A hit held in the local tier costs no
+// Redis round trip, any other hit one GET of the entry.
 func (rt *route) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		next.ServeHTTP(w, r)
@@ -300,7 +305,7 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 	}
 	var stale *record
 	if !revalidate {
-		rec, found, err := c.lookup(r.Context(), k.entry)
+		rec, found, err := c.lookup(r.Context(), rt, k.entry)
 		if err != nil {
 			if r.Context().Err() != nil {
 				return // the client left; nobody to answer
@@ -353,25 +358,47 @@ func setCacheHeaders(h http.Header, name, xcache, status string) {
 
 func (c *Cache) nowMs() int64 { return c.cfg.Now().UnixMilli() }
 
-// lookup reads an entry: one GET, bounded by LookupTimeout. It stays a
-// single-key read so that it can become a client-side cached read
-// (DoCache) without changing anything else.
-func (c *Cache) lookup(ctx context.Context, key string) (record, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.LookupTimeout)
-	defer cancel()
-	s, err := c.rdb.Do(ctx, c.rdb.B().Get().Key(key).Build()).ToString()
+// lookup reads an entry through the local tier (DoCache; see local.go): a
+// copy held here answers with no round trip and no timer, else one GET,
+// bounded by LookupTimeout. The local copy lives at most the route's TTL
+// (and never past the key's PTTL: rueidis caps it), and the record's own
+// age is checked by the caller besides.
+func (c *Cache) lookup(ctx context.Context, rt *route, key string) (record, bool, error) {
+	since := c.written.since()
+	start := time.Now()
+	lctx, release := withLazyDeadline(ctx, c.cfg.LookupTimeout)
+	// DoMultiCache of one read is DoCache: redisx's DoCache reads the
+	// command after rueidis has recycled it (a data race), which its own
+	// DoMultiCache does not.
+	res := c.rdb.DoMultiCache(lctx, rueidis.CT(c.rdb.B().Get().Key(key).Cache(), rt.ttl))[0]
+	hit := res.IsCacheHit()
+	if hit && (!c.live.fresh(start, c.cfg.LocalLease, c.ping) || !c.written.trust(key, true, since)) {
+		// Redis has not answered lately (it may be stalled: a local copy
+		// must not outlive the connection), or this process deleted the
+		// key after the copy was made and Redis's invalidation has not
+		// arrived yet: ask Redis itself.
+		hit = false
+		res = c.rdb.Do(lctx, c.rdb.B().Get().Key(key).Build())
+	} else if !hit {
+		c.written.trust(key, false, since)
+	}
+	release()
+	if !hit && (res.Error() == nil || redisx.IsNil(res.Error())) {
+		c.live.answered(start)
+	}
+	s, err := res.ToString()
 	if redisx.IsNil(err) {
 		return record{}, false, nil
 	}
 	if err != nil {
-		c.m.errors.WithLabelValues("lookup").Inc()
+		c.m.lookupErrors.Inc()
 		return record{}, false, err
 	}
 	rec, ok := decodeRecord(s)
 	if !ok {
 		// Corrupt, truncated or another version: a miss; the next store
 		// overwrites it.
-		c.m.errors.WithLabelValues("corrupt").Inc()
+		c.m.corrupt.Inc()
 		return record{}, false, nil
 	}
 	return rec, true, nil

@@ -495,19 +495,32 @@ func TestEveryKeyHasATTL(t *testing.T) {
 
 // With Redis down (killed, or paused so calls hang) requests pass through
 // to the handler with X-Cache: BYPASS, and caching resumes when it is back.
+// A paused Redis keeps its connections open: the local tier serves what it
+// holds for at most LocalLease after Redis last answered, then stops.
 func TestRedisDownBypasses(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t)
 	cfg := redistest.Config(t)
 	cfg.Addrs = []string{srv.Addr}
 	rdb := redistest.Connect(t, cfg)
-	c := newCache(t, rdb, Config{LookupTimeout: 50 * time.Millisecond})
+	const lease = 200 * time.Millisecond
+	c := newCache(t, rdb, Config{LookupTimeout: 50 * time.Millisecond, LocalLease: lease})
 	h := okHandler("ok")
 	mux := mount(c, "GET /d", Route{}, h)
 	get(t, mux, "/d")
 	wantXCache(t, get(t, mux, "/d"), "HIT")
 
 	srv.Pause()
+	paused := time.Now()
+	for get(t, mux, "/d").Header().Get("X-Cache") == "HIT" {
+		// Scheduling on a shared machine is noisy: the bound only has to
+		// tell the lease from rueidis's own health check (30s idle + 3s).
+		if d := time.Since(paused); d > lease+2*time.Second {
+			t.Fatalf("paused Redis: the local tier still serves after %v, want at most the lease (%v)", d, lease)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("paused Redis: local hits stopped after %v (lease %v)", time.Since(paused), lease)
 	start := time.Now()
 	for range 3 {
 		w := get(t, mux, "/d")

@@ -22,6 +22,14 @@ type Config struct {
 	// X-Cache: BYPASS. The default is 100ms.
 	LookupTimeout time.Duration
 
+	// LocalLease is how recently Redis must have answered this process for
+	// an entry held in the local tier (client-side cache) to be served
+	// without a round trip. Past it the lookup goes to Redis, so a stalled
+	// Redis or a partition stops local hits within it. While hits are
+	// served, one PING goes out in the background every half lease. The
+	// default is 100ms.
+	LocalLease time.Duration
+
 	// StoreTimeout bounds storing an entry and purging tags. The default is 1s.
 	StoreTimeout time.Duration
 
@@ -78,6 +86,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.StoreTimeout == 0 {
 		cfg.StoreTimeout = time.Second
 	}
+	if cfg.LocalLease == 0 {
+		cfg.LocalLease = 100 * time.Millisecond
+	}
 	if cfg.LeaseTTL == 0 {
 		cfg.LeaseTTL = 5 * time.Second
 	}
@@ -105,7 +116,7 @@ func (cfg Config) Validate() error {
 		return bad("Name %q must be an HTTP token", cfg.Name)
 	}
 	for name, d := range map[string]time.Duration{
-		"LookupTimeout": cfg.LookupTimeout, "StoreTimeout": cfg.StoreTimeout,
+		"LookupTimeout": cfg.LookupTimeout, "StoreTimeout": cfg.StoreTimeout, "LocalLease": cfg.LocalLease,
 		"LeaseTTL": cfg.LeaseTTL, "RefreshTimeout": cfg.RefreshTimeout,
 	} {
 		if d < 0 {

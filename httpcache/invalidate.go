@@ -215,6 +215,11 @@ func (c *Cache) InvalidatePatterns(ctx context.Context, patterns ...string) erro
 			errs = append(errs, err)
 		}
 		cancel()
+		// This process's local copies of the deleted keys may outlive the
+		// UNLINK by the time Redis's invalidation takes to arrive; they are
+		// not trusted until then (local.go). Keys whose UNLINK failed are
+		// marked too: a timed-out UNLINK may have been applied.
+		c.written.mark(literals, c.markLife())
 	}
 	for _, g := range globs {
 		if err := c.scanPurge(ctx, g); err != nil {
@@ -319,7 +324,11 @@ func (c *Cache) scanPurge(ctx context.Context, glob string) error {
 		}
 		uctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
 		defer cancel()
-		if _, err := c.unlink(uctx, del); err != nil {
+		_, err := c.unlink(uctx, del)
+		// As for literal keys: local copies are not trusted until Redis's
+		// invalidation has surely arrived (local.go).
+		c.written.mark(del, c.markLife())
+		if err != nil {
 			return fmt.Errorf("httpcache: invalidate %q: %w", glob, err)
 		}
 		return nil

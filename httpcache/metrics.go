@@ -12,10 +12,13 @@ type metrics struct {
 	purged    prometheus.Counter
 	raced     prometheus.Counter
 	errors    *prometheus.CounterVec
+	// lookupErrors and corrupt are errors' children on the hit path,
+	// resolved once so a lookup never looks a label up.
+	lookupErrors, corrupt prometheus.Counter
 }
 
 func newMetrics() *metrics {
-	return &metrics{
+	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "httpcache_requests_total",
 			Help: "Cacheable requests by route and result: hit, miss, stale, bypass, coalesced (waited for another request's response).",
@@ -45,6 +48,9 @@ func newMetrics() *metrics {
 			Help: "Failures by operation: lookup, store, corrupt (an unreadable entry), purge_retry, pattern (matches no namespace), refresh_panic.",
 		}, []string{"op"}),
 	}
+	m.lookupErrors = m.errors.WithLabelValues("lookup")
+	m.corrupt = m.errors.WithLabelValues("corrupt")
+	return m
 }
 
 // routeMetrics are one route's counters, resolved once so the hot path
