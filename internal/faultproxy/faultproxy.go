@@ -315,12 +315,14 @@ type link struct {
 func (l *link) read(src net.Conn, q chan<- chunk) {
 	defer l.p.wg.Done()
 	defer close(q)
+	buf := make([]byte, chunkSize)
 	for {
-		buf := make([]byte, chunkSize)
 		n, err := src.Read(buf)
 		if n > 0 {
+			// The chunk outlives this read: it gets a copy of its own, sized
+			// to what came (a reply is often a few bytes, not 32 KiB).
 			select {
-			case q <- chunk{buf[:n], time.Now()}:
+			case q <- chunk{append([]byte(nil), buf[:n]...), time.Now()}:
 			case <-l.done:
 				return
 			}

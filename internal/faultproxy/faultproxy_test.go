@@ -398,3 +398,41 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
 }
+
+// BenchmarkRoundTrip measures what the proxy adds to a small round trip
+// on loopback, with no fault: the baseline every fault is added to.
+func BenchmarkRoundTrip(b *testing.B) {
+	upstream := echoServer(b)
+	for _, bc := range []struct {
+		name string
+		addr func() string
+	}{
+		{"direct", func() string { return upstream }},
+		{"proxied", func() string { return faultproxy.Start(b, upstream).Addr() }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			addr := bc.addr()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close()
+				msg := []byte("PING\r\n")
+				buf := make([]byte, len(msg))
+				for pb.Next() {
+					if _, err := c.Write(msg); err != nil {
+						b.Error(err)
+						return
+					}
+					if _, err := io.ReadFull(c, buf); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
