@@ -29,6 +29,14 @@ type Config struct {
 	// default is 20; at most 1000.
 	MaxPerUser int
 
+	// LocalLease is how recently Redis must have answered this process for
+	// a session held in the local tier (client-side cache) to be served
+	// without a round trip. Past it lookups go to Redis, so a stalled Redis
+	// or a partition stops local answers within it. While they are served,
+	// one PING goes out in the background every half lease. The default is
+	// 100ms.
+	LocalLease time.Duration
+
 	// Now, if set, is the clock of every expiry decision; the scripts get
 	// its time as an argument. It is for tests. Nil (the default) means
 	// Redis TIME, read inside each script, so every instance of the service
@@ -45,6 +53,7 @@ const (
 	defaultTouch      = time.Minute
 	defaultMaxPerUser = 20
 	maxMaxPerUser     = 1000
+	defaultLocalLease = 100 * time.Millisecond
 )
 
 func (cfg Config) withDefaults() Config {
@@ -60,6 +69,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.MaxPerUser == 0 {
 		cfg.MaxPerUser = defaultMaxPerUser
 	}
+	if cfg.LocalLease == 0 {
+		cfg.LocalLease = defaultLocalLease
+	}
 	return cfg
 }
 
@@ -72,7 +84,7 @@ func (cfg Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"IdleTimeout", cfg.IdleTimeout}, {"AbsoluteTimeout", cfg.AbsoluteTimeout}, {"TouchInterval", cfg.TouchInterval}} {
+	}{{"IdleTimeout", cfg.IdleTimeout}, {"AbsoluteTimeout", cfg.AbsoluteTimeout}, {"TouchInterval", cfg.TouchInterval}, {"LocalLease", cfg.LocalLease}} {
 		if d.v < 0 {
 			return bad("%s must not be negative, got %s", d.name, d.v)
 		}

@@ -13,7 +13,9 @@ import (
 
 // TestRedisOutage runs the middleware against a throwaway Redis that is
 // paused (hung connections: the hardest outage), resumed, killed and
-// started again. A route that requires a session answers 503 within the
+// started again. The local tier answers a paused Redis's sessions for at
+// most the lease, and a killed one's not at all (rueidis drops a lost
+// connection's copies). A route that requires a session answers 503 within the
 // lookup deadline and never lets a request through; an optional route
 // goes on anonymous; both recover with no action by anyone.
 func TestRedisOutage(t *testing.T) {
@@ -27,7 +29,8 @@ func TestRedisOutage(t *testing.T) {
 		CommandTimeout: 10 * time.Second,
 		DialTimeout:    10 * time.Second,
 	})
-	s, err := NewStore(rdb, Config{})
+	const lease = 150 * time.Millisecond
+	s, err := NewStore(rdb, Config{LocalLease: lease})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +90,18 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	srv.Pause()
+	// A paused Redis keeps its connections open, so nothing drops the
+	// local tier: it answers for at most LocalLease after Redis last
+	// answered, then lookups go to Redis and fail within the deadline.
+	paused := time.Now()
+	waitFor("the local tier to stop answering", func() bool {
+		w, _, _ := do(m.RequireSession, tok)
+		if w.Code == 200 && time.Since(paused) > lease+slack {
+			t.Fatalf("paused Redis: the local tier still answers after %v, want at most the lease (%v)", time.Since(paused), lease)
+		}
+		return w.Code == http.StatusServiceUnavailable
+	})
+	t.Logf("paused: local answers stopped after %v (lease %v)", time.Since(paused), lease)
 	wantDown("paused")
 	srv.Resume()
 	// Redis kept the session: the same token works again, untouched by us.

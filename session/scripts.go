@@ -99,7 +99,8 @@ func script(body string) *redisx.Script { return redisx.NewScript(luaPrelude + b
 
 // loadScript is Get (ARGV[3] "0") and Touch ("1") in one round trip.
 // KEYS: session, index, epoch. ARGV: now, h, touch, interval ms, idle ms.
-// Returns {value, wrote} or nil.
+// Returns {value, wrote}, nil for no session, or 0 for a dead one it
+// deleted.
 var loadScript = script(`
 local now = clock(ARGV[1])
 local v, s = load(KEYS[1])
@@ -110,7 +111,9 @@ if not alive(s, now, epoch(KEYS[3])) then
   if v then
     redis.call('DEL', KEYS[1])
     if s then redis.call('ZREM', KEYS[2], s.id .. ':' .. ARGV[2]) end
-    pruned = pruned + 1
+    fit(KEYS[2], now)
+    -- 0, not nil: the caller deleted a key it may hold a local copy of.
+    return 0
   end
   if pruned > 0 then fit(KEYS[2], now) end
   return false
@@ -134,7 +137,7 @@ return {v, wrote}
 // createScript stores a new session, making room first.
 // KEYS: session, index, epoch. ARGV: now, h, idle ms, absolute ms,
 // max per user, session key prefix, id, data.
-// Returns {created ms, evicted}.
+// Returns {created ms, evicted, evicted hashes...}.
 var createScript = script(`
 local now = clock(ARGV[1])
 -- A 256-bit secret never repeats; if it ever did, refuse rather than
@@ -143,11 +146,14 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('ERR session
 prune(KEYS[2], now)
 -- Make room: end the sessions nearest their idle expiry (least recently
 -- used) until one more fits under the limit.
-local evicted = 0
+local evicted, gone = 0, {}
 while redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) do
   local m = redis.call('ZPOPMIN', KEYS[2])
   local h = hashOf(m[1])
-  if h then redis.call('DEL', ARGV[6] .. h) end
+  if h then
+    redis.call('DEL', ARGV[6] .. h)
+    gone[#gone + 1] = h
+  end
   evicted = evicted + 1
 end
 local ep = epoch(KEYS[3])
@@ -162,7 +168,10 @@ fit(KEYS[2], now)
 if ep > 0 and redis.call('PTTL', KEYS[3]) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
-return {ms(now), evicted}
+-- The evicted hashes let the caller drop its local copies of them.
+local out = {ms(now), evicted}
+for _, h in ipairs(gone) do out[#out + 1] = h end
+return out
 `)
 
 // updateScript is the compare-and-set write of Update.
@@ -256,21 +265,23 @@ return n
 `)
 
 // deleteByIDScript ends the session with a public id.
-// KEYS: index. ARGV: now, session key prefix, id. Returns 1 if it existed.
+// KEYS: index. ARGV: now, session key prefix, id. Returns the hashes of
+// the sessions it deleted (none or one), so the caller can drop its local
+// copies.
 var deleteByIDScript = script(`
 local now = clock(ARGV[1])
 prune(KEYS[1], now)
 local want = ARGV[3] .. ':'
-local n = 0
+local gone = {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if string.sub(m, 1, #want) == want then
     local h = hashOf(m)
-    if h then n = n + redis.call('DEL', ARGV[2] .. h) end
+    if h and redis.call('DEL', ARGV[2] .. h) == 1 then gone[#gone + 1] = h end
     redis.call('ZREM', KEYS[1], m)
   end
 end
 fit(KEYS[1], now)
-return n
+return gone
 `)
 
 // listScript returns the values of every live session of a user and

@@ -26,6 +26,12 @@ type Store struct {
 	touch   string
 	max     string
 	metrics *metrics
+
+	// The local tier (local.go).
+	localTTL time.Duration // how long a local copy may live: TouchInterval
+	written  writtenLog    // keys written here, not trusted locally until re-read
+	live     liveness      // when Redis last answered
+	ping     func(context.Context) error
 }
 
 // NewStore validates cfg and returns a Store on rdb.
@@ -37,7 +43,7 @@ func NewStore(rdb *redisx.Client, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Store{
+	s := &Store{
 		rdb:     rdb,
 		keys:    rdb.Keys(),
 		cfg:     cfg,
@@ -46,7 +52,15 @@ func NewStore(rdb *redisx.Client, cfg Config) (*Store, error) {
 		touch:   msString(cfg.TouchInterval),
 		max:     strconv.Itoa(cfg.MaxPerUser),
 		metrics: newMetrics(),
-	}, nil
+		// A session's local copy is rewritten at least every TouchInterval
+		// while it is used; the epoch's is re-read as often.
+		localTTL: cfg.TouchInterval,
+		ping:     rdb.Ping,
+	}
+	// A write's mark must outlast every local copy made before it (their
+	// TTL counts from when the read was sent, and a millisecond clock).
+	s.written.keep = s.localTTL + time.Second
+	return s, nil
 }
 
 func msString(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
@@ -96,8 +110,15 @@ func (s *Store) Create(ctx context.Context, ns NewSession) (token string, _ Sess
 	if err != nil {
 		return "", Session{}, fail("create", err)
 	}
-	if len(arr) != 2 {
+	if len(arr) < 2 {
 		return "", Session{}, fmt.Errorf("session: create: unexpected reply")
+	}
+	// The hashes of the sessions it evicted follow: this process must not
+	// serve their local copies (local.go).
+	for _, m := range arr[2:] {
+		if h, err := m.ToString(); err == nil {
+			s.written.mark(s.sessionKey(ns.UserID, h))
+		}
 	}
 	nowMS, err1 := arr[0].ToString()
 	evicted, err2 := arr[1].AsInt64()
@@ -127,14 +148,17 @@ func minTime(a, b time.Time) time.Time {
 
 // Get returns the live session token names, without counting it as
 // activity. A malformed, unknown, expired or revoked token is ErrNotFound,
-// and is not sent to Redis if malformed. One round trip.
+// and is not sent to Redis if malformed. No round trip when the local tier
+// holds the session and the user's epoch (see local.go), else one.
 func (s *Store) Get(ctx context.Context, token string) (Session, error) {
 	return s.load(ctx, token, false)
 }
 
 // Touch is Get that counts as activity: when the last write is older than
 // TouchInterval it moves LastSeenAt to now and the idle expiry forward
-// (never past ExpiresAt), in the same script. One round trip either way.
+// (never past ExpiresAt), in the same script. No round trip when no write
+// is due and the local tier holds the session and the user's epoch; one
+// when a write is due or the local tier cannot decide.
 func (s *Store) Touch(ctx context.Context, token string) (Session, error) {
 	return s.load(ctx, token, true)
 }
@@ -145,13 +169,33 @@ func (s *Store) load(ctx context.Context, token string, touch bool) (Session, er
 		s.metrics.lookups.WithLabelValues("malformed").Inc()
 		return Session{}, ErrNotFound
 	}
+	sess, got, err := s.readLocal(ctx, userID, hash, touch)
+	switch {
+	case err != nil:
+		s.metrics.lookups.WithLabelValues(failKind(err)).Inc()
+		return Session{}, fail("get", err)
+	case got == localAlive:
+		s.metrics.lookups.WithLabelValues("ok").Inc()
+		return sess, nil
+	case got == localNotFound:
+		s.metrics.lookups.WithLabelValues("not_found").Inc()
+		return Session{}, ErrNotFound
+	}
 	flag := "0"
 	if touch {
 		flag = "1"
 	}
+	sk := s.sessionKey(userID, hash)
 	res := loadScript.Run(ctx, s.rdb,
-		[]string{s.sessionKey(userID, hash), s.indexKey(userID), s.epochKey(userID)},
+		[]string{sk, s.indexKey(userID), s.epochKey(userID)},
 		[]string{s.now(), hash, flag, s.touch, s.idle})
+	if n, err := res.AsInt64(); err == nil && n == 0 {
+		// The script found the session dead and deleted it: a local copy
+		// this process holds must not outlive that.
+		s.written.mark(sk)
+		s.metrics.lookups.WithLabelValues("not_found").Inc()
+		return Session{}, ErrNotFound
+	}
 	sess, wrote, err := decodeReply(res, userID)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -196,35 +240,46 @@ func decodeReply(res rueidis.RedisResult, userID string) (Session, bool, error) 
 // parseValue reads a stored session: "1|ca|ls|ie|ae|ep|v|id|data" (see
 // scripts.go).
 func parseValue(v, userID string) (Session, error) {
+	sess, _, err := parseStored(v, userID)
+	return sess, err
+}
+
+// parseStored is parseValue that also returns the epoch the session was
+// born in, which the local tier compares with the user's.
+func parseStored(v, userID string) (Session, int64, error) {
 	var head [8]string
 	rest := v
 	for i := range head {
 		var ok bool
 		head[i], rest, ok = strings.Cut(rest, "|")
 		if !ok {
-			return Session{}, fmt.Errorf("session: stored value has %d fields, want 9", i+1)
+			return Session{}, 0, fmt.Errorf("session: stored value has %d fields, want 9", i+1)
 		}
 	}
 	if head[0] != "1" {
-		return Session{}, fmt.Errorf("session: stored value has format %q, want 1", head[0])
+		return Session{}, 0, fmt.Errorf("session: stored value has format %q, want 1", head[0])
 	}
 	var t [4]time.Time
 	for i := range t {
 		n, err := strconv.ParseInt(head[1+i], 10, 64)
 		if err != nil {
-			return Session{}, fmt.Errorf("session: stored time %d is not a number", i)
+			return Session{}, 0, fmt.Errorf("session: stored time %d is not a number", i)
 		}
 		t[i] = time.UnixMilli(n)
 	}
+	ep, err := strconv.ParseInt(head[5], 10, 64)
+	if err != nil {
+		return Session{}, 0, fmt.Errorf("session: stored epoch is not a number")
+	}
 	var rec record
 	if err := json.Unmarshal([]byte(rest), &rec); err != nil {
-		return Session{}, fmt.Errorf("session: stored data: %w", err)
+		return Session{}, 0, fmt.Errorf("session: stored data: %w", err)
 	}
 	return Session{
 		ID: head[7], UserID: userID, Email: rec.Email, Role: rec.Role,
 		CreatedAt: t[0], LastSeenAt: t[1], IdleExpiresAt: t[2], ExpiresAt: t[3],
 		UserAgent: rec.UserAgent, IP: rec.IP, Attrs: rec.Attrs, version: head[6],
-	}, nil
+	}, ep, nil
 }
 
 // maxUpdateTries bounds Update's compare-and-set loop.
@@ -257,6 +312,9 @@ func (s *Store) Update(ctx context.Context, token string, fn func(*Session)) (Se
 		n, err := updateScript.Run(ctx, s.rdb,
 			[]string{s.sessionKey(userID, hash), s.epochKey(userID)},
 			[]string{s.now(), cur.version, data}).AsInt64()
+		// Marked whatever the reply: a write whose reply was lost may have
+		// been applied.
+		s.written.mark(s.sessionKey(userID, hash))
 		if err != nil {
 			return Session{}, fail("update", err)
 		}
@@ -291,9 +349,13 @@ func (s *Store) Delete(ctx context.Context, token string) error {
 	if !ok {
 		return nil
 	}
+	sk := s.sessionKey(userID, hash)
 	n, err := deleteScript.Run(ctx, s.rdb,
-		[]string{s.sessionKey(userID, hash), s.indexKey(userID)},
+		[]string{sk, s.indexKey(userID)},
 		[]string{s.now(), hash}).AsInt64()
+	// This process stops serving its local copy before Delete returns
+	// (local.go), also when the reply was lost but the delete applied.
+	s.written.mark(sk)
 	if err != nil {
 		return fail("delete", err)
 	}
@@ -321,6 +383,9 @@ func (s *Store) DeleteAll(ctx context.Context, userID, exceptToken string) (int,
 	}
 	n, err := deleteAllScript.Run(ctx, s.rdb, keys,
 		[]string{s.now(), s.sessionPrefix(userID), keepHash, s.abs}).AsInt64()
+	// The epoch moved: no local copy of it, nor of the kept session, is
+	// trusted here until re-read (local.go).
+	s.written.mark(keys[1:]...)
 	if err != nil {
 		return 0, fail("delete all", err)
 	}
@@ -335,11 +400,17 @@ func (s *Store) DeleteByID(ctx context.Context, userID, sessionID string) (bool,
 	if !ValidUserID(userID) || !ValidID(sessionID) {
 		return false, nil
 	}
-	n, err := deleteByIDScript.Run(ctx, s.rdb, []string{s.indexKey(userID)},
-		[]string{s.now(), s.sessionPrefix(userID), sessionID}).AsInt64()
+	hashes, err := deleteByIDScript.Run(ctx, s.rdb, []string{s.indexKey(userID)},
+		[]string{s.now(), s.sessionPrefix(userID), sessionID}).AsStrSlice()
 	if err != nil {
 		return false, fail("delete by id", err)
 	}
+	// The script names the sessions it deleted, so this process stops
+	// serving their local copies before it returns (local.go).
+	for _, h := range hashes {
+		s.written.mark(s.sessionKey(userID, h))
+	}
+	n := len(hashes)
 	if n > 0 {
 		s.metrics.revoked.WithLabelValues("delete_by_id").Inc()
 	}
@@ -389,6 +460,8 @@ func (s *Store) Rotate(ctx context.Context, token string) (newToken string, _ Se
 	res := rotateScript.Run(ctx, s.rdb,
 		[]string{s.sessionKey(userID, oldHash), s.sessionKey(userID, newHash), s.indexKey(userID), s.epochKey(userID)},
 		[]string{s.now(), oldHash, newHash, s.idle})
+	// The old token fails here the moment Rotate returns (local.go).
+	s.written.mark(s.sessionKey(userID, oldHash))
 	sess, _, err := decodeReply(res, userID)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
