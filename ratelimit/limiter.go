@@ -202,6 +202,11 @@ type Config struct {
 	// 100,000.
 	FallbackKeys int
 
+	// Lease, when Enabled, lets a hot key spend a batch of its shared
+	// quota from this instance without a round trip per decision
+	// (SlidingWindow only). Off by default.
+	Lease LeaseConfig
+
 	// Now is the app clock, used only for what is local to this process
 	// (the blocked-key cache and LocalFallback), never for a shared
 	// decision: those take Redis TIME. The default is time.Now.
@@ -228,9 +233,12 @@ const (
 	SourceFailClosed
 	// SourceFallback is a decision of the in-memory fallback.
 	SourceFallback
+	// SourceLease is an admission spent from a lease this instance holds
+	// (Config.Lease), made with no round trip.
+	SourceLease
 )
 
-var sourceNames = [...]string{"redis", "blocked", "off", "fail_open", "fail_closed", "fallback"}
+var sourceNames = [...]string{"redis", "blocked", "off", "fail_open", "fail_closed", "fallback", "lease"}
 
 func (s Source) String() string {
 	if int(s) < len(sourceNames) {
@@ -276,6 +284,7 @@ type Decision struct {
 	cost   int
 	nonce  string
 	micros int64
+	lease  *lease // the lease a SourceLease admission was spent from
 }
 
 // Policies returns the state of each policy after the decision: none for
@@ -340,6 +349,10 @@ type Limiter struct {
 	fallback *fallback
 	metrics  *metrics
 	hdr      headerValues
+	// leases is nil unless Config.Lease.Enabled.
+	leases *leaseTable
+	// born is the origin of the monotonic clock leases are spent by.
+	born time.Time
 	// testNow, set only by this package's tests, drives the scripts with
 	// an injected time (µs) instead of Redis TIME.
 	testNow func() int64
@@ -425,7 +438,7 @@ func New(rdb *redisx.Client, cfg Config) (*Limiter, error) {
 		return bad("a Redis client is required")
 	}
 
-	l := &Limiter{cfg: cfg, rdb: rdb, metrics: newMetrics(cfg.Name)}
+	l := &Limiter{cfg: cfg, rdb: rdb, metrics: newMetrics(cfg.Name), born: time.Now()}
 	seen := map[string]bool{}
 	for i, p := range pols {
 		if p.Rate.Off() {
@@ -493,6 +506,9 @@ func New(rdb *redisx.Client, cfg Config) (*Limiter, error) {
 		l.script, l.refund = logScript, logRefund
 	case GCRA:
 		l.script, l.refund = gcraScript, gcraRefund
+	}
+	if msg := l.setupLease(); msg != "" {
+		return bad("%s", msg)
 	}
 	l.argsOne = l.args(1, 0, "", nil)
 	if cfg.BlockedKeys > 0 {
@@ -574,24 +590,46 @@ func (l *Limiter) Allow(ctx context.Context, key string, cost int) (Decision, er
 		l.metrics.never.Inc()
 		return d, nil
 	}
-	if cost > 0 && l.blocked != nil {
-		if wait, i, ok := l.blocked.get(key, cost, l.cfg.Now()); ok {
-			l.metrics.inc(SourceBlocked, false)
-			d := Decision{Source: SourceBlocked, RetryAfter: wait, key: key, cost: cost, n: 1}
-			p := &l.policies[i]
-			d.states[0] = PolicyState{Name: p.name, Limit: p.rate.Limit, Window: p.rate.Window, Reset: wait, RetryAfter: wait}
-			return d, nil
+	// At most twice: once more after waiting for the key's lease request
+	// in flight, which may have brought a lease or a block.
+	for attempt := 0; ; attempt++ {
+		if cost > 0 && l.blocked != nil {
+			if wait, i, ok := l.blocked.get(key, cost, l.cfg.Now()); ok {
+				l.metrics.inc(SourceBlocked, false)
+				d := Decision{Source: SourceBlocked, RetryAfter: wait, key: key, cost: cost, n: 1}
+				p := &l.policies[i]
+				d.states[0] = PolicyState{Name: p.name, Limit: p.rate.Limit, Window: p.rate.Window, Reset: wait, RetryAfter: wait}
+				return d, nil
+			}
 		}
+		if l.leases != nil && cost > 0 {
+			d, out, err := l.leases.take(ctx, l, key, cost, attempt == 0)
+			switch out {
+			case leaseSpent:
+				l.metrics.inc(SourceLease, true)
+				return d, nil
+			case leaseDecided:
+				return l.settle(key, cost, d, err), nil
+			case leaseWaited:
+				continue
+			}
+		}
+		d, err := l.decide(ctx, key, cost)
+		return l.settle(key, cost, d, err), nil
 	}
-	d, err := l.decide(ctx, key, cost)
+}
+
+// settle completes a decision the script made (or could not make): the
+// failure policy, the local block of a refused key, the metrics.
+func (l *Limiter) settle(key string, cost int, d Decision, err error) Decision {
 	if err != nil {
-		return l.failed(key, cost, err), nil
+		return l.failed(key, cost, err)
 	}
 	if !d.Allowed && l.blocked != nil && cost > 0 && d.RetryAfter > 0 {
 		l.blocked.put(key, cost, d.binding(), l.cfg.Now().Add(d.RetryAfter))
 	}
 	l.metrics.inc(SourceRedis, d.Allowed)
-	return d, nil
+	return d
 }
 
 // decide runs the script: one round trip (two only on NOSCRIPT, after a
@@ -655,19 +693,34 @@ func guard[T any](ctx context.Context, timeout time.Duration, f func(context.Con
 
 // parse reads {now, allowed, (remaining, reset, retry) per policy}.
 func (l *Limiter) parse(res rueidis.RedisResult) (Decision, error) {
-	arr, err := res.ToArray()
-	if err != nil {
+	var v [2 + 3*MaxPolicies]int64
+	vals := v[:2+3*len(l.policies)]
+	if err := readInts(res, vals); err != nil {
 		return Decision{}, err
 	}
-	if len(arr) != 2+3*len(l.policies) {
-		return Decision{}, errBadReply
+	return l.decision(vals), nil
+}
+
+// readInts reads a script's reply, an array of exactly len(dst) integers.
+func readInts(res rueidis.RedisResult, dst []int64) error {
+	arr, err := res.ToArray()
+	if err != nil {
+		return err
 	}
-	var v [2 + 3*MaxPolicies]int64
+	if len(arr) != len(dst) {
+		return errBadReply
+	}
 	for i := range arr {
-		if v[i], err = arr[i].AsInt64(); err != nil {
-			return Decision{}, errBadReply
+		if dst[i], err = arr[i].AsInt64(); err != nil {
+			return errBadReply
 		}
 	}
+	return nil
+}
+
+// decision makes the Decision of a reply {now, allowed, (remaining,
+// reset, retry) per policy}.
+func (l *Limiter) decision(v []int64) Decision {
 	d := Decision{Allowed: v[1] == 1, Source: SourceRedis, micros: v[0], Time: time.UnixMicro(v[0]), n: len(l.policies)}
 	for i := range l.policies {
 		p := &l.policies[i]
@@ -680,7 +733,7 @@ func (l *Limiter) parse(res rueidis.RedisResult) (Decision, error) {
 			d.RetryAfter = s.RetryAfter
 		}
 	}
-	return d, nil
+	return d
 }
 
 // failed makes the decision the FailurePolicy dictates when Redis did not
@@ -720,6 +773,14 @@ func (l *Limiter) Refund(ctx context.Context, d Decision) error {
 	}
 	switch d.Source {
 	case SourceRedis:
+	case SourceLease:
+		// Back into the lease while it is being spent: no round trip.
+		// Else into Redis, to the bucket the lease was charged to.
+		if l.leases.refundLocal(l, &d) {
+			l.metrics.refunds.Inc()
+			return nil
+		}
+		d.micros = d.lease.grant
 	case SourceFallback:
 		l.fallback.refund(l, d)
 		return nil
@@ -758,8 +819,30 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	if l.fallback != nil {
 		l.fallback.del(key)
 	}
+	if l.leases != nil {
+		l.leases.drop(key)
+	}
 	if _, err := l.rdb.Delete(ctx, l.keys(key)...); err != nil {
 		return fmt.Errorf("ratelimit: reset: %w", err)
+	}
+	return nil
+}
+
+// Close gives back, in Redis, what this instance holds in leases and has
+// not spent (Config.Lease), and waits for those returns and any lease
+// request in flight until ctx ends: call it at shutdown, after the HTTP
+// server has drained and before closing the Redis client. Allow keeps
+// working afterwards, deciding every request in Redis. A limiter that does
+// not lease has nothing to give back. It returns ctx's error when returns
+// were still outstanding at its end; units not given back stay counted
+// until their bucket leaves the window, so the limiter admits less, never
+// more.
+func (l *Limiter) Close(ctx context.Context) error {
+	if l.leases == nil {
+		return nil
+	}
+	if err := l.leases.close(ctx); err != nil {
+		return fmt.Errorf("ratelimit: close: %w", err)
 	}
 	return nil
 }

@@ -12,6 +12,12 @@ type metrics struct {
 	refunds     prometheus.Counter
 	never       prometheus.Counter
 	dryRun      prometheus.Counter
+	// Leasing (Config.Lease).
+	leaseRequests   prometheus.Counter
+	leaseUnits      *prometheus.CounterVec
+	leaseGranted    prometheus.Counter
+	leaseReturned   prometheus.Counter
+	leaseUnreturned prometheus.Counter
 }
 
 func newMetrics(name string) *metrics {
@@ -19,7 +25,7 @@ func newMetrics(name string) *metrics {
 	m := &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        "ratelimit_decisions_total",
-			Help:        "Rate-limit decisions by source (redis, blocked, fallback, fail_open, fail_closed, off) and outcome.",
+			Help:        "Rate-limit decisions by source (redis, lease, blocked, fallback, fail_open, fail_closed, off) and outcome.",
 			ConstLabels: labels,
 		}, []string{"source", "outcome"}),
 		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -37,6 +43,17 @@ func newMetrics(name string) *metrics {
 			Name: "ratelimit_dry_run_refusals_total", Help: "Requests a dry-run limiter would have refused.", ConstLabels: labels,
 		}),
 	}
+	m.leaseRequests = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ratelimit_lease_requests_total", Help: "Decisions of a hot key that also asked Redis for a lease.", ConstLabels: labels,
+	})
+	m.leaseUnits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name:        "ratelimit_lease_units_total",
+		Help:        "Leased units: granted by Redis, returned unspent, or not returned because Redis did not answer (they stay counted until their bucket leaves the window).",
+		ConstLabels: labels,
+	}, []string{"event"})
+	m.leaseGranted = m.leaseUnits.WithLabelValues("granted")
+	m.leaseReturned = m.leaseUnits.WithLabelValues("returned")
+	m.leaseUnreturned = m.leaseUnits.WithLabelValues("unreturned")
 	for s := range sourceNames {
 		m.byOutcome[s][0] = m.decisions.WithLabelValues(sourceNames[s], "limited")
 		m.byOutcome[s][1] = m.decisions.WithLabelValues(sourceNames[s], "allowed")
@@ -57,7 +74,7 @@ func (m *metrics) inc(s Source, allowed bool) {
 // different names may be registered side by side.
 func (l *Limiter) Collector() prometheus.Collector {
 	m := l.metrics
-	return collectors{m.decisions, m.redisErrors, m.refunds, m.never, m.dryRun}
+	return collectors{m.decisions, m.redisErrors, m.refunds, m.never, m.dryRun, m.leaseRequests, m.leaseUnits}
 }
 
 type collectors []prometheus.Collector

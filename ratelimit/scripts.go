@@ -52,7 +52,17 @@ local n = #KEYS
 // request is admitted, everything admitted in any window of length `window`
 // ending at or after it was counted, so no such window ever holds more
 // than the limit.
-var slidingScript = redisx.NewScript(luaNow + `
+var slidingScript = redisx.NewScript(luaNow + slidingCount + `
+-- An ordinary decision charges exactly its cost.
+local extra = 0
+` + slidingCharge + `
+return out
+`)
+
+// slidingCount is the first half of a sliding-window decision: it sums the
+// buckets of each policy that overlap the trailing window and decides
+// whether cost fits every policy (fits), leaving sums[i] and lists[i].
+const slidingCount = `
 local sums, lists, fits = {}, {}, true
 for i = 1, n do
   local limit = tonumber(ARGV[3*i+2])
@@ -82,7 +92,12 @@ for i = 1, n do
     fits = false
   end
 end
+`
 
+// slidingCharge is the second half: it charges cost + extra (extra, the
+// units of a lease, is 0 unless the request fits) to the current bucket of
+// every policy or to none, and builds the reply in out.
+const slidingCharge = `
 -- Charge every policy or none, so a request refused by the daily policy
 -- does not use up the per-minute one (unless refused requests are charged).
 local write = cost > 0 and (fits or charge_refused)
@@ -94,12 +109,12 @@ for i = 1, n do
   local cur = math.floor(now / width)
   local sum, list = sums[i], lists[i]
   if write then
-    redis.call('HINCRBY', KEYS[i], string.format('%.0f', cur), cost)
+    redis.call('HINCRBY', KEYS[i], string.format('%.0f', cur), cost + extra)
     -- The current bucket is counted until (cur + 1)·width + window; the
     -- key must live exactly that long, set at every write.
     redis.call('PEXPIRE', KEYS[i], math.ceil(((cur + 1) * width + window - now) / 1000))
-    sum = sum + cost
-    list[#list + 1] = {cur, cost}
+    sum = sum + cost + extra
+    list[#list + 1] = {cur, cost + extra}
   end
   table.sort(list, function(a, b) return a[1] < b[1] end)
   -- Whole again when the newest bucket stops overlapping the window.
@@ -127,8 +142,7 @@ for i = 1, n do
   out[#out + 1] = reset
   out[#out + 1] = retry
 end
-return out
-`)
+`
 
 // slidingRefund gives back the units a decision charged to its bucket, for
 // "skip successful" and "skip failed". A bucket that has already left the
@@ -152,6 +166,81 @@ for i = 1, n do
   end
 end
 return 1
+`)
+
+// slidingLeaseScript is slidingScript for a limiter that leases (lease.go):
+// the same decision on the same keys, in the same one call, which also
+//
+//  1. gives back first what this instance did not spend of its previous
+//     lease (piggybacked here instead of costing a round trip of its own);
+//  2. when the request fits, reserves `extra` more units, charged to the
+//     current bucket like the request itself, for this instance to spend
+//     locally until that bucket ends.
+//
+// It takes six more arguments after the policies' (n policies):
+//
+//	ARGV[3n+5]  the key's rate as this instance sees it, units per second
+//	ARGV[3n+6]  the safety margin before the bucket's end, µs
+//	ARGV[3n+7]  the most units one lease may hold (the request's included)
+//	ARGV[3n+8]  the share divisor, 2 × instances
+//	ARGV[3n+9]  units to give back (0: none)
+//	ARGV[3n+10] the µs time those units were granted (their bucket)
+//
+// and replies with slidingScript's array followed by extra.
+var slidingLeaseScript = redisx.NewScript(luaNow + `
+local rate = tonumber(ARGV[3*n+5])
+local margin = tonumber(ARGV[3*n+6])
+local max_batch = tonumber(ARGV[3*n+7])
+local divisor = tonumber(ARGV[3*n+8])
+local ret = tonumber(ARGV[3*n+9])
+local ret_at = tonumber(ARGV[3*n+10])
+
+-- 1. The return, before counting: what the previous lease did not spend
+-- goes back to the bucket it was charged to, exactly as slidingRefund does
+-- (never below zero: a bucket emptied by Reset is left alone).
+if ret > 0 then
+  for i = 1, n do
+    local width = tonumber(ARGV[3*i+4])
+    local field = string.format('%.0f', math.floor(ret_at / width))
+    local v = tonumber(redis.call('HGET', KEYS[i], field))
+    if v ~= nil and v >= ret then
+      if v == ret then
+        redis.call('HDEL', KEYS[i], field)
+      else
+        redis.call('HINCRBY', KEYS[i], field, -ret)
+      end
+    end
+  end
+end
+` + slidingCount + `
+-- 2. The lease. Units leased now may be spent only until the current
+-- bucket of every policy ends (spent later, they would fall in a bucket
+-- the check above did not charge), less the margin; so ask for what the
+-- key's rate will use in that span, on Redis's clock. Never more than a
+-- 1/divisor share of what the tightest policy has left after this request,
+-- so that instances leasing one key at equal demand get equal shares and
+-- the last units of a window are not hoarded by one of them.
+local extra = 0
+if fits and cost > 0 then
+  local stop = nil
+  local room = nil
+  for i = 1, n do
+    local width = tonumber(ARGV[3*i+4])
+    local e = (math.floor(now / width) + 1) * width
+    if stop == nil or e < stop then stop = e end
+    local left = tonumber(ARGV[3*i+2]) - sums[i] - cost
+    if room == nil or left < room then room = left end
+  end
+  local span = stop - margin - now
+  if span > 0 then
+    extra = math.floor(rate * span / 1000000)
+    extra = math.min(extra, max_batch - cost, math.floor(room / divisor))
+    if extra < 0 then extra = 0 end
+  end
+end
+` + slidingCharge + `
+out[#out + 1] = extra
+return out
 `)
 
 // logScript is the exact sliding log: one sorted-set entry per admitted unit,
