@@ -594,7 +594,7 @@ func (l *Limiter) Allow(ctx context.Context, key string, cost int) (Decision, er
 	// in flight, which may have brought a lease or a block.
 	for attempt := 0; ; attempt++ {
 		if cost > 0 && l.blocked != nil {
-			if wait, i, ok := l.blocked.get(key, cost, l.cfg.Now()); ok {
+			if wait, i, ok := l.blocked.get(key, cost, l.cfg.Now); ok {
 				l.metrics.inc(SourceBlocked, false)
 				d := Decision{Source: SourceBlocked, RetryAfter: wait, key: key, cost: cost, n: 1}
 				p := &l.policies[i]

@@ -47,13 +47,18 @@ func (c *blockCache) shard(key string) *blockShard {
 }
 
 // get reports how long key stays blocked for cost, and by which policy.
-func (c *blockCache) get(key string, cost int, now time.Time) (time.Duration, int, bool) {
+// It reads the clock only for a key it holds: most keys are not blocked,
+// and a clock read is a good part of a decision spent from a lease.
+func (c *blockCache) get(key string, cost int, clock func() time.Time) (time.Duration, int, bool) {
 	s := c.shard(key)
 	s.mu.Lock()
 	e, ok := s.m[key]
-	if ok && !now.Before(e.until) {
-		delete(s.m, key)
-		ok = false
+	var now time.Time
+	if ok {
+		if now = clock(); !now.Before(e.until) {
+			delete(s.m, key)
+			ok = false
+		}
 	}
 	s.mu.Unlock()
 	if !ok || cost < e.cost {
