@@ -18,11 +18,26 @@
 // fails open, closed, or to an in-memory limit at max ÷ instances, within
 // a short deadline.
 //
+// Round trips per decision: one without leasing. With Config.Lease
+// (SlidingWindow only), a key this instance sees at HotRate or more
+// reserves a batch of the shared quota in that same one call and spends it
+// in process, so a hot key costs about one round trip per MaxBatch
+// decisions (per lease), and a cold key still exactly one per decision. A
+// leased unit is spent only while Redis's clock is provably inside the
+// time bucket it was charged to, which keeps "never more than max in any
+// window" across instances; what a lease does not spend is given back to
+// that bucket. Call Close at shutdown to give back what is held.
+//
 //	api, err := ratelimit.New(rdb, ratelimit.Config{
 //		Name: "api",
 //		Rate: rate, // ratelimit.ParseRate(os.Getenv("RATE_LIMIT_API"))
 //		Key:  ratelimit.KeyByUser(signedInUser, ratelimit.IPResolver{Trusted: proxies}),
+//		// One client hammering one key costs a round trip per lease, not
+//		// per request.
+//		Lease:     ratelimit.LeaseConfig{Enabled: true},
+//		Instances: instances, // leases take at most remaining ÷ (2 × Instances)
 //	})
 //	if err != nil { ... }
+//	defer api.Close(ctx) // gives back unspent leases
 //	mux.Handle("/api/", api.Middleware(apiHandler))
 package ratelimit

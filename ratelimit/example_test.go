@@ -109,3 +109,42 @@ func ExampleLimiter_Allow() {
 	// attempt 6 checked
 	// attempt 7 refused, retry in about 1m0s
 }
+
+// Leasing: one client hammering one key costs a round trip per lease, not
+// per request, while the limit stays shared by every instance.
+func ExampleLeaseConfig() {
+	rdb, done := exampleClient()
+	defer done()
+
+	api, err := ratelimit.New(rdb, ratelimit.Config{Name: "api",
+		Rate:      ratelimit.Rate{Limit: 100_000, Window: time.Minute},
+		Lease:     ratelimit.LeaseConfig{Enabled: true},
+		Instances: 2, // a lease takes at most remaining ÷ (2 × Instances)
+		Timeout:   time.Second})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	before := rdb.RoundTrips()
+	leased := 0
+	for range 1000 {
+		d, err := api.Allow(ctx, "ip:198.51.100.23", 1)
+		if err != nil || !d.Allowed {
+			fmt.Println("refused:", d.Source, err)
+			return
+		}
+		if d.Source == ratelimit.SourceLease {
+			leased++
+		}
+	}
+	// At shutdown: what the lease did not spend goes back to Redis.
+	if err := api.Close(ctx); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Println("spent from leases, at least 900 of 1000:", leased >= 900)
+	fmt.Println("round trips, at most 50:", rdb.RoundTrips()-before <= 50)
+	// Output:
+	// spent from leases, at least 900 of 1000: true
+	// round trips, at most 50: true
+}

@@ -600,3 +600,49 @@ func TestLeaseRefund(t *testing.T) {
 func sortEvents(tr []event) {
 	sort.SliceStable(tr, func(i, j int) bool { return tr[i].at < tr[j].at })
 }
+
+// TestLeaseSeveralPolicies: with a per-100 s and a per-1000 s policy on
+// one key, leases end with the shorter policy's bucket and neither policy
+// is ever exceeded in any of its windows.
+func TestLeaseSeveralPolicies(t *testing.T) {
+	t.Parallel()
+	const instances = 3
+	short, long := ratelimit.Rate{Limit: 60, Window: 100 * time.Second}, ratelimit.Rate{Limit: 150, Window: 1000 * time.Second}
+	cfg := redistest.Config(t)
+	clock := newMicroClock(1_700_000_000_654_321)
+	var ls []*ratelimit.Limiter
+	for range instances {
+		l := newLimiter(t, redistest.Connect(t, cfg), ratelimit.Config{Name: "two", Instances: instances, Lease: hot, BlockedKeys: -1,
+			Policies: []ratelimit.Policy{{Name: "short", Rate: short}, {Name: "long", Rate: long}}})
+		ratelimit.SetTestNow(l, clock.now)
+		closeLimiter(t, l)
+		ls = append(ls, l)
+	}
+	start := clock.now()
+	var adm []admission
+	leased := 0
+	for i, e := range randomTrace(21, 8000, 2500*time.Second) {
+		clock.v.Store(start + e.at)
+		d := allow(t, ls[i%instances], "k", e.cost)
+		if !d.Allowed {
+			continue
+		}
+		if d.Source == ratelimit.SourceLease {
+			checkLeased(t, d)
+			if _, end, _ := ratelimit.LeaseBounds(d); end%(short.Window.Microseconds()/10) != 0 {
+				t.Fatalf("lease ends at %d µs; want the end of a %v bucket", end, short.Window/10)
+			}
+			leased++
+		}
+		adm = append(adm, admission{e.at, e.cost})
+	}
+	for _, r := range []ratelimit.Rate{short, long} {
+		if most, end := maxInWindow(adm, r.Window.Microseconds()); most > r.Limit {
+			t.Fatalf("%v window ending at +%dµs admitted %d; want at most %d", r.Window, end, most, r.Limit)
+		}
+	}
+	if leased < len(adm)/4 {
+		t.Fatalf("%d of %d admissions from leases: the trace did not lease", leased, len(adm))
+	}
+	t.Logf("%d admitted, %d from leases", len(adm), leased)
+}
