@@ -41,7 +41,14 @@ func (c *Client) DoMultiCache(ctx context.Context, cmds ...rueidis.CacheableTTL)
 	}
 	dctx, cancel := c.deadline(ctx)
 	start := time.Now()
-	res := rdb.DoMultiCache(dctx, cmds...)
+	var res []rueidis.RedisResult
+	if len(cmds) == 1 {
+		// rueidis's DoCache allocates nothing on a hit; its DoMultiCache
+		// hands out pooled results it never gets back.
+		res = []rueidis.RedisResult{rdb.DoCache(dctx, cmds[0].Cmd, cmds[0].TTL)}
+	} else {
+		res = rdb.DoMultiCache(dctx, cmds...)
+	}
 	cancel()
 	var sent []string
 	hits := 0
