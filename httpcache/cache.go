@@ -366,23 +366,30 @@ func (c *Cache) nowMs() int64 { return c.cfg.Now().UnixMilli() }
 func (c *Cache) lookup(ctx context.Context, rt *route, key string) (record, bool, error) {
 	since := c.written.since()
 	start := time.Now()
-	lctx, release := withLazyDeadline(ctx, c.cfg.LookupTimeout)
+	lctx := ctx
+	lazy := withLazyDeadline(ctx, c.cfg.LookupTimeout)
+	if lazy != nil {
+		lctx = lazy
+	}
 	// DoMultiCache of one read is DoCache: redisx's DoCache reads the
 	// command after rueidis has recycled it (a data race), which its own
 	// DoMultiCache does not.
 	res := c.rdb.DoMultiCache(lctx, rueidis.CT(c.rdb.B().Get().Key(key).Cache(), rt.ttl))[0]
 	hit := res.IsCacheHit()
-	if hit && (!c.live.fresh(start, c.cfg.LocalLease, c.ping) || !c.written.trust(key, true, since)) {
-		// Redis has not answered lately (it may be stalled: a local copy
-		// must not outlive the connection), or this process deleted the
-		// key after the copy was made and Redis's invalidation has not
-		// arrived yet: ask Redis itself.
+	if hit && (redisx.IsNil(res.Error()) || !c.live.fresh(start, c.cfg.LocalLease, c.ping) || !c.written.trust(key, true, since)) {
+		// A miss remembered locally is asked again: it is about to cost
+		// round trips anyway, and an entry this process just stored must
+		// not be missed while Redis's invalidation of the nil is on its
+		// way. Else Redis has not answered lately (it may be stalled: a
+		// local copy must not outlive the connection), or this process
+		// deleted the key after the copy was made and the invalidation has
+		// not arrived yet. Ask Redis itself.
 		hit = false
 		res = c.rdb.Do(lctx, c.rdb.B().Get().Key(key).Build())
 	} else if !hit {
 		c.written.trust(key, false, since)
 	}
-	release()
+	lazy.release()
 	if !hit && (res.Error() == nil || redisx.IsNil(res.Error())) {
 		c.live.answered(start)
 	}
@@ -725,42 +732,42 @@ func (rt *route) writeRecord(w http.ResponseWriter, r *http.Request, rec *record
 	}
 }
 
-// cacheStatus builds the RFC 9211 Cache-Status value.
+// cacheStatus builds the RFC 9211 Cache-Status value, in a buffer on the
+// stack: one allocation, the string.
 func (rt *route) cacheStatus(rec *record, ageMs int64, o outcome) string {
 	ttl := (rec.ttlMs - ageMs) / 1000
 	if rec.ttlMs-ageMs < 0 {
 		ttl = (rec.ttlMs - ageMs - 999) / 1000 // stale: round away from zero
 	}
-	var b strings.Builder
-	b.Grow(64)
-	b.WriteString(rt.c.cfg.Name)
+	var buf [128]byte
+	b := append(buf[:0], rt.c.cfg.Name...)
 	switch {
 	case o.fwdStale != 0:
-		b.WriteString("; fwd=stale; fwd-status=")
-		b.WriteString(strconv.Itoa(o.fwdStale))
+		b = append(b, "; fwd=stale; fwd-status="...)
+		b = strconv.AppendInt(b, int64(o.fwdStale), 10)
 	case o.collapsed && o.xcache == "BYPASS":
-		b.WriteString("; fwd=bypass; collapsed")
+		b = append(b, "; fwd=bypass; collapsed"...)
 	case o.collapsed:
-		b.WriteString("; fwd=uri-miss; collapsed")
+		b = append(b, "; fwd=uri-miss; collapsed"...)
 	case o.xcache == "BYPASS":
-		b.WriteString("; fwd=bypass")
+		b = append(b, "; fwd=bypass"...)
 	case o.hit:
-		b.WriteString("; hit")
+		b = append(b, "; hit"...)
 	case o.revalidated:
-		b.WriteString("; fwd=request")
+		b = append(b, "; fwd=request"...)
 	default:
-		b.WriteString("; fwd=uri-miss")
+		b = append(b, "; fwd=uri-miss"...)
 	}
 	if o.stored {
-		b.WriteString("; stored")
+		b = append(b, "; stored"...)
 	}
-	b.WriteString("; ttl=")
-	b.WriteString(strconv.FormatInt(ttl, 10))
+	b = append(b, "; ttl="...)
+	b = strconv.AppendInt(b, ttl, 10)
 	if o.detail != "" {
-		b.WriteString("; detail=")
-		b.WriteString(o.detail)
+		b = append(b, "; detail="...)
+		b = append(b, o.detail...)
 	}
-	return b.String()
+	return string(b)
 }
 
 // keptOn304 lists what RFC 9110 15.4.5 requires (or allows) on a 304: the

@@ -114,15 +114,15 @@ type lazyDeadline struct {
 	cancel   context.CancelFunc
 }
 
-// withLazyDeadline returns ctx bounded by d from now, and its release
-// func. When ctx's own deadline comes first it is returned as it is.
-func withLazyDeadline(ctx context.Context, d time.Duration) (context.Context, func()) {
+// withLazyDeadline returns ctx bounded by d from now, or nil when ctx's
+// own deadline comes first (then use ctx as it is). Call release on the
+// result when done; a nil *lazyDeadline releases nothing.
+func withLazyDeadline(ctx context.Context, d time.Duration) *lazyDeadline {
 	dl := time.Now().Add(d)
 	if cur, ok := ctx.Deadline(); ok && !cur.After(dl) {
-		return ctx, func() {}
+		return nil
 	}
-	l := &lazyDeadline{parent: ctx, deadline: dl}
-	return l, l.release
+	return &lazyDeadline{parent: ctx, deadline: dl}
 }
 
 func (l *lazyDeadline) arm() {
@@ -153,7 +153,7 @@ func (l *lazyDeadline) Err() error {
 func (l *lazyDeadline) Value(key any) any { return l.parent.Value(key) }
 
 func (l *lazyDeadline) release() {
-	if l.armed.Load() {
+	if l != nil && l.armed.Load() {
 		l.cancel()
 	}
 }

@@ -1,0 +1,338 @@
+package httpcache
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/theaterscriptpro/tsp/internal/redistest"
+	"github.com/theaterscriptpro/tsp/redisx"
+)
+
+// versioned serves "v=<n>" from a shared counter, the "database".
+func versioned(v *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "v=%d", v.Load())
+	})
+}
+
+// TestHitRoundTrips pins the cost of a hit: the miss that stores the entry
+// and the first read of it go to Redis; every hit after that is answered
+// by the local tier with no round trip at all.
+func TestHitRoundTrips(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var names []string
+	rdb := redistest.Client(t, func(cfg *redisx.Config) {
+		cfg.CommandHook = func(n []string) {
+			mu.Lock()
+			names = append(names, n...)
+			mu.Unlock()
+		}
+	})
+	// The lease outlives the test: no background PING counts here.
+	c := newCache(t, rdb, Config{LocalLease: time.Hour})
+	mux := mount(c, "GET /s/{id}", Route{Key: Resource("script", "id")}, okHandler("x"))
+	wantXCache(t, get(t, mux, "/s/1"), "MISS")
+	before := rdb.RoundTrips()
+	wantXCache(t, get(t, mux, "/s/1"), "HIT")
+	if got := rdb.RoundTrips() - before; got > 1 {
+		t.Fatalf("first hit: %d round trips, want at most 1 (one GET; none if the read after the store was already local)", got)
+	}
+	// Let the store's invalidation land: from then on the copy is local.
+	eventually(t, "a local hit", func() bool {
+		before := rdb.RoundTrips()
+		get(t, mux, "/s/1")
+		return rdb.RoundTrips() == before
+	})
+	mu.Lock()
+	names = nil
+	mu.Unlock()
+	before = rdb.RoundTrips()
+	for range 100 {
+		wantXCache(t, get(t, mux, "/s/1"), "HIT")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := rdb.RoundTrips() - before; got != 0 || len(names) != 0 {
+		t.Fatalf("100 local hits: %d round trips %v, want 0", got, names)
+	}
+}
+
+// TestLocalCopyBoundedByPTTL: rueidis keeps a local copy no longer than
+// the key's PTTL in Redis, however long the TTL asked for.
+func TestLocalCopyBoundedByPTTL(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	ctx := context.Background()
+	key := rdb.Keys().Tagged("script", "1")
+	if err := rdb.Set(ctx, key, []byte("x"), 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	read := func() rueidis.RedisResult {
+		return rdb.DoMultiCache(ctx, rueidis.CT(rdb.B().Get().Key(key).Cache(), time.Hour))[0]
+	}
+	first := read()
+	pttl, err := rdb.Do(ctx, rdb.B().Pttl().Key(key).Build()).AsInt64()
+	if err != nil || first.Error() != nil {
+		t.Fatal(err, first.Error())
+	}
+	left := time.Until(time.UnixMilli(first.CachePXAT()))
+	if left <= 0 || left > time.Duration(pttl+20)*time.Millisecond {
+		t.Fatalf("local copy lives %v more, want at most the key's PTTL %dms (asked for 1h)", left, pttl)
+	}
+	eventually(t, "a local hit", func() bool { return read().IsCacheHit() })
+	time.Sleep(time.Until(time.UnixMilli(first.CachePXAT())) + 20*time.Millisecond)
+	if r := read(); r.IsCacheHit() || !redisx.IsNil(r.Error()) {
+		t.Fatalf("after the key's PTTL: hit %v, err %v; want a read from Redis and a nil reply", r.IsCacheHit(), r.Error())
+	}
+}
+
+// TestNoHitPastTTL: no entry is served past its TTL, by the real clock
+// (Redis's TTL, the local copy's and the record's age agree) or by a fake
+// app clock that runs ahead of them.
+func TestNoHitPastTTL(t *testing.T) {
+	t.Parallel()
+	t.Run("real clock", func(t *testing.T) {
+		t.Parallel()
+		c := newCache(t, redistest.Client(t), Config{LocalLease: time.Hour})
+		const ttl = 300 * time.Millisecond
+		var v atomic.Int64
+		mux := mount(c, "GET /s/{id}", Route{Key: Resource("script", "id"), TTL: ttl}, versioned(&v))
+		wantXCache(t, get(t, mux, "/s/1"), "MISS")
+		stored := time.Now() // after the store: an upper bound of its time
+		v.Add(1)             // entries stored later say v=1
+		hits := 0
+		for time.Since(stored) < 3*ttl {
+			started := time.Now() // before the age check, after the store
+			w := get(t, mux, "/s/1")
+			if w.Header().Get("X-Cache") == "HIT" && w.Body.String() == "v=0" {
+				if age := started.Sub(stored); age > ttl {
+					t.Fatalf("the first entry was a HIT requested %v after its store, past the %v TTL", age, ttl)
+				}
+				hits++
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		if hits == 0 {
+			t.Fatal("no hit at all: the test proved nothing")
+		}
+	})
+	t.Run("fake clock", func(t *testing.T) {
+		t.Parallel()
+		clk := newFakeClock()
+		rdb := redistest.Client(t)
+		c := newCache(t, rdb, Config{LocalLease: time.Hour, Now: clk.Now})
+		var v atomic.Int64
+		mux := mount(c, "GET /s/{id}", Route{Key: Resource("script", "id"), TTL: time.Minute}, versioned(&v))
+		get(t, mux, "/s/1")
+		eventually(t, "a local hit", func() bool {
+			before := rdb.RoundTrips()
+			wantXCache(t, get(t, mux, "/s/1"), "HIT")
+			return rdb.RoundTrips() == before
+		})
+		clk.Add(time.Minute)
+		if w := get(t, mux, "/s/1"); w.Header().Get("X-Cache") == "HIT" {
+			t.Fatal("a local copy was served past the entry's TTL by the app clock")
+		}
+	})
+}
+
+// TestOtherInstanceStopsWithin100ms: instance B holds the entry in its
+// local tier; once A's purge returns, B's next read is fresh within 100 ms
+// (Redis's invalidation push), measured from the purge's return.
+func TestOtherInstanceStopsWithin100ms(t *testing.T) {
+	t.Parallel()
+	cfg := redistest.Config(t)
+	rdbB := redistest.Connect(t, cfg)
+	a := newCache(t, redistest.Connect(t, cfg), Config{LocalLease: time.Hour})
+	b := newCache(t, rdbB, Config{LocalLease: time.Hour})
+	var v atomic.Int64
+	route := Route{Key: Resource("script", "id")}
+	muxA := mount(a, "GET /s/{id}", route, versioned(&v))
+	muxB := mount(b, "GET /s/{id}", route, versioned(&v))
+	var worst time.Duration
+	for i := range 20 {
+		want := fmt.Sprintf("v=%d", v.Load())
+		get(t, muxA, "/s/1")
+		eventually(t, "B to hold the entry locally", func() bool {
+			before := rdbB.RoundTrips()
+			w := get(t, muxB, "/s/1")
+			return rdbB.RoundTrips() == before && w.Body.String() == want
+		})
+		v.Add(1)
+		want = fmt.Sprintf("v=%d", v.Load())
+		var err error
+		if i%2 == 0 {
+			err = a.Invalidate(context.Background(), ResourceTag("script", "1"))
+		} else {
+			err = a.InvalidatePatterns(context.Background(), "script:*")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		purged := time.Now()
+		for {
+			started := time.Now()
+			if get(t, muxB, "/s/1").Body.String() == want {
+				break
+			}
+			lag := started.Sub(purged)
+			worst = max(worst, lag)
+			if lag > 100*time.Millisecond {
+				t.Fatalf("round %d: B served old data %v after A's purge returned, want within 100ms", i, lag)
+			}
+		}
+	}
+	t.Logf("longest B served old data after A's purge returned: %v", worst)
+}
+
+// TestWriterNeverServesItsPurgedCopy: the purging instance's own local
+// copies go at once, whatever kind of purge, though Redis's invalidation
+// reaches it on another connection a moment after the purge returns.
+func TestWriterNeverServesItsPurgedCopy(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	c := newCache(t, rdb, Config{LocalLease: time.Hour})
+	var v atomic.Int64
+	// Vary puts a suffix on the key, so it can be purged as a literal key.
+	mux := mount(c, "GET /s/{id}", Route{Key: Resource("script", "id"), Vary: []string{"Accept-Language"}}, versioned(&v))
+	entry := rdb.Keys().Tagged("script", "1", "v-")
+	purges := []struct {
+		name string
+		run  func() error
+	}{
+		{"tag", func() error { return c.Invalidate(context.Background(), ResourceTag("script", "1")) }},
+		{"resource pattern", func() error { return c.InvalidatePatterns(context.Background(), "script:{1}") }},
+		{"literal key", func() error {
+			return c.InvalidatePatterns(context.Background(), entry[len(rdb.Keys().Prefix()):])
+		}},
+		{"glob", func() error { return c.InvalidatePatterns(context.Background(), "script:{1*") }},
+	}
+	for _, p := range purges {
+		t.Run(p.name, func(t *testing.T) {
+			for i := range 30 {
+				get(t, mux, "/s/1")
+				eventually(t, "a local hit", func() bool {
+					before := rdb.RoundTrips()
+					wantXCache(t, get(t, mux, "/s/1"), "HIT")
+					return rdb.RoundTrips() == before
+				})
+				old := v.Load()
+				v.Add(1)
+				if err := p.run(); err != nil {
+					t.Fatal(err)
+				}
+				if got := get(t, mux, "/s/1").Body.String(); got == fmt.Sprintf("v=%d", old) {
+					t.Fatalf("round %d: the purging instance served its old copy after the purge returned", i)
+				}
+			}
+		})
+	}
+}
+
+// TestLocalTierDroppedWithConnection: killing Redis drops every local copy
+// (rueidis closes the connection's cache) and none is used again: while
+// Redis is down requests bypass, and once it is back the first read goes
+// to Redis, which lost the entry.
+func TestLocalTierDroppedWithConnection(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartServer(t)
+	rdb := redistest.Connect(t, srv.Config(t))
+	c := newCache(t, rdb, Config{LookupTimeout: 200 * time.Millisecond, LocalLease: time.Hour})
+	var v atomic.Int64
+	h := &counting{body: func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "v=%d", v.Load()) }}
+	mux := mount(c, "GET /s/{id}", Route{Key: Resource("script", "id")}, h)
+	get(t, mux, "/s/1")
+	eventually(t, "a local hit", func() bool {
+		before := rdb.RoundTrips()
+		wantXCache(t, get(t, mux, "/s/1"), "HIT")
+		return rdb.RoundTrips() == before
+	})
+	srv.Kill()
+	for range 3 {
+		wantXCache(t, get(t, mux, "/s/1"), "BYPASS")
+	}
+	srv.Start(t) // empty: no persistence
+	eventually(t, "Redis to answer again", func() bool { return rdb.Ping(context.Background()) == nil })
+	before := rdb.RoundTrips()
+	w := get(t, mux, "/s/1")
+	if w.Header().Get("X-Cache") == "HIT" || rdb.RoundTrips() == before {
+		t.Fatalf("after reconnecting: X-Cache %q with %d round trips; want a read from Redis (a MISS: the restart lost the entry)",
+			w.Header().Get("X-Cache"), rdb.RoundTrips()-before)
+	}
+}
+
+// TestLocalLeaseLapses: with no answer from Redis for longer than
+// LocalLease (the background PING keeps it fresh while Redis answers),
+// local copies are not served: lookups go to Redis.
+func TestLocalLeaseLapses(t *testing.T) {
+	t.Parallel()
+	var l liveness
+	var pings atomic.Int64
+	ok := func(context.Context) error { pings.Add(1); return nil }
+	const lease = 100 * time.Millisecond
+	t0 := time.Now()
+	l.answered(t0)
+	if !l.fresh(t0.Add(lease/4), lease, ok) || pings.Load() != 0 {
+		t.Fatalf("within half the lease: want fresh and no PING (pings %d)", pings.Load())
+	}
+	if !l.fresh(t0.Add(lease*3/4), lease, ok) {
+		t.Fatal("within the lease: want fresh")
+	}
+	eventually(t, "the background PING", func() bool { return pings.Load() == 1 && !l.probing.Load() })
+	if l.fresh(time.Now().Add(2*lease), lease, func(context.Context) error { return context.DeadlineExceeded }) {
+		t.Fatal("past the lease with no answer: want not fresh")
+	}
+	eventually(t, "the failed PING", func() bool { return !l.probing.Load() })
+	if l.fresh(time.Now().Add(2*lease), lease, ok) {
+		t.Fatal("a failed PING renewed the lease")
+	}
+}
+
+// TestWrittenLog pins the read-your-writes rule of the local tier.
+func TestWrittenLog(t *testing.T) {
+	t.Parallel()
+	var l writtenLog
+	if !l.trust("k", true, l.since()) {
+		t.Fatal("an unmarked key: want trusted")
+	}
+	before := l.since()
+	l.mark([]string{"k"}, time.Hour)
+	after := l.since()
+	cases := []struct {
+		name  string
+		hit   bool
+		since uint64
+		want  bool
+	}{
+		{"a local copy after the delete", true, after, false},
+		{"a local copy read before the delete", true, before, false},
+		{"a Redis read that started before the delete", false, before, false},
+		{"another key", true, after, true},
+	}
+	for _, tc := range cases {
+		key := "k"
+		if tc.name == "another key" {
+			key = "other"
+		}
+		if got := l.trust(key, tc.hit, tc.since); got != tc.want {
+			t.Errorf("%s: trust = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !l.trust("k", false, after) {
+		t.Fatal("a Redis read that started after the delete: want trusted")
+	}
+	if !l.trust("k", true, after) || l.n.Load() != 0 {
+		t.Fatal("after a Redis read that started after the delete: want the mark gone")
+	}
+	l.mark([]string{"k"}, -time.Second)
+	if !l.trust("k", true, l.since()) {
+		t.Fatal("a mark older than any local copy: want trusted")
+	}
+}
