@@ -45,10 +45,23 @@ type Client struct {
 	closing   bool
 	bg        sync.WaitGroup // the connect loop and background refreshes
 	roundTrip atomic.Uint64
+	// lastConnErr is why the first connection has not been made yet, so
+	// callers see "wrong password", not just "not connected".
+	lastConnErr atomic.Pointer[error]
 }
 
 // errNotConnected is what calls get before the first connection succeeds.
 var errNotConnected = errors.New("not connected yet")
+
+// notConnected is the error of a call made before the first connection,
+// with the reason the last attempt failed (rueidis's errors carry no
+// password).
+func (c *Client) notConnected() error {
+	if last := c.lastConnErr.Load(); last != nil {
+		return unavailable(fmt.Errorf("%w: %v", errNotConnected, *last))
+	}
+	return unavailable(errNotConnected)
+}
 
 // errBreakerExcluded marks outcomes that say nothing about Redis's health
 // (the caller gave up), so the breaker neither opens nor closes on them.
@@ -91,6 +104,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 
 	if err := c.connect(ctx); err != nil {
+		c.lastConnErr.Store(&err)
 		cfg.Logger.Warn("redis unreachable at start; serving without it and reconnecting in the background",
 			"addrs", cfg.Addrs, "error", err.Error())
 		c.goBackground(c.reconnectLoop)
@@ -172,13 +186,17 @@ func (c *Client) goBackground(fn func()) bool {
 func (c *Client) clientOption() rueidis.ClientOption {
 	cfg := c.cfg
 	opt := rueidis.ClientOption{
-		InitAddress:       cfg.Addrs,
-		Username:          cfg.Username,
-		Password:          cfg.Password,
-		SelectDB:          cfg.DB,
-		TLSConfig:         cfg.TLS,
-		ClientName:        cfg.ClientName,
-		Dialer:            net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
+		InitAddress: cfg.Addrs,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
+		SelectDB:    cfg.DB,
+		TLSConfig:   cfg.TLS,
+		ClientName:  cfg.ClientName,
+		// rueidis PINGs a connection idle for KeepAlive. A hung connection
+		// (no RST) is found that soon, and only then drops its client-side
+		// cache: an instance whose reads are all local hits would otherwise
+		// serve them for as long as the connection looks alive.
+		Dialer:            net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: time.Second},
 		ConnWriteTimeout:  cfg.CommandTimeout + cfg.DialTimeout,
 		CacheSizeEachConn: cfg.LocalCacheBytes,
 		DisableCache:      cfg.DisableLocalCache,
@@ -253,8 +271,13 @@ func (c *Client) reconnectLoop() {
 			return
 		case <-t.C:
 		}
-		if c.connect(c.life) == nil {
+		err := c.connect(c.life)
+		if err == nil {
 			return
+		}
+		c.lastConnErr.Store(&err)
+		if attempt&(attempt-1) == 0 { // attempts 1, 2, 4, 8, …: enough to see, never a flood
+			c.cfg.Logger.Warn("redis still unreachable", "attempt", attempt, "error", err.Error())
 		}
 	}
 }
@@ -404,7 +427,7 @@ func (c *Client) admit(ctx context.Context, slot uint16) (rueidis.Client, func(e
 	rdb := c.rdb.Load()
 	if rdb == nil {
 		c.m.errNotConnected.Inc()
-		return nil, nil, unavailable(errNotConnected)
+		return nil, nil, c.notConnected()
 	}
 	done, err := c.breakerFor(slot).Allow()
 	if err != nil {

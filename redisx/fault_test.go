@@ -622,11 +622,8 @@ func TestFaultLocalCacheNeverServesAcrossALostConnection(t *testing.T) {
 // stop them: here the service's other calls time out, the breaker opens,
 // and DoCache (which goes through the breaker) stops serving the old value.
 //
-// Known gap, not covered here because it cannot be shown in seconds: an
-// instance whose only Redis traffic is local hits keeps serving the old
-// value until rueidis's idle PING notices the dead connection, every
-// Dialer.KeepAlive (30s in redisx) plus ConnWriteTimeout, so up to about a
-// minute. With KeepAlive 1s the same scenario ends in about 2.6s.
+// An instance whose only traffic is local hits is covered by
+// TestFaultLocalCacheUnderHangWithoutTraffic.
 func TestFaultLocalCacheUnderHang(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
@@ -701,6 +698,46 @@ func TestFaultLocalCacheUnderHang(t *testing.T) {
 			t.Fatalf("DoCache after the hang: %q, %v; want v2 within %v", v, err, recoveryBudget)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestFaultLocalCacheUnderHangWithoutTraffic: when every read is a local
+// hit, nothing but rueidis's idle PING (every Dialer.KeepAlive, 1s in
+// redisx) can notice a hung connection. It must, within seconds, and drop
+// the local copies with it.
+func TestFaultLocalCacheUnderHangWithoutTraffic(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	k := r.rdb.Keys().Script("cached-alone")
+	get := func() (string, error) {
+		return r.rdb.DoCache(ctx, r.rdb.B().Get().Key(k).Cache(), time.Minute).ToString()
+	}
+	if err := r.direct.Set(ctx, k, []byte("v1"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if v, err := get(); err != nil || v != "v1" {
+			t.Fatalf("DoCache = %q, %v; want v1", v, err)
+		}
+	}
+	r.px.Hang()
+	if err := r.direct.Set(ctx, k, []byte("v2"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	// KeepAlive (1s) + the PING's write timeout + scheduling on a loaded box.
+	const bound = 6 * time.Second
+	for {
+		v, err := get()
+		if v != "v1" {
+			t.Logf("STALE local cache under a hung connection, no other traffic: %v (bound %v); then %v",
+				time.Since(changed).Round(time.Millisecond), bound, err)
+			break
+		}
+		if time.Since(changed) > bound {
+			t.Fatalf("DoCache still serves the old value %v after the connection hung; want the local tier dropped within %v", time.Since(changed), bound)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -366,5 +367,31 @@ func TestIncrUnderConnectionDrops(t *testing.T) {
 		kills.Load(), len(outcomes), failed, total, sharedN.Load(), sharedOK.Load())
 	if kills.Load() == 0 || failed == 0 {
 		t.Fatalf("%d kills and %d failed increments; the drops did not land mid-command, so this proved nothing", kills.Load(), failed)
+	}
+}
+
+// TestNotConnectedSaysWhy: before the first connection, calls report why
+// the last attempt failed (here a wrong password), never the password.
+func TestNotConnectedSaysWhy(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartServer(t, "--requirepass", "right-horse-battery")
+	cfg := srv.Config(t)
+	cfg.Password = "wrong-horse-battery"
+	cfg.DialTimeout = 500 * time.Millisecond
+	rdb, err := redisx.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	err = rdb.Ping(context.Background())
+	if !errors.Is(err, redisx.ErrUnavailable) {
+		t.Fatalf("Ping = %v; want ErrUnavailable", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(strings.ToUpper(msg), "WRONGPASS") {
+		t.Errorf("error %q does not say the password was refused", msg)
+	}
+	if strings.Contains(msg, "horse-battery") {
+		t.Errorf("error %q contains the password", msg)
 	}
 }

@@ -40,6 +40,7 @@ const (
 	pgClassOperatorIntervened = "57" // admin shutdown, cannot connect now, query cancelled
 	pgSerializationFailure    = "40001"
 	pgDeadlock                = "40P01"
+	pgLockNotAvailable        = "55P03" // lock_timeout expired: busy, not broken
 )
 
 // kind is what a driver error means to the domain.
@@ -83,7 +84,7 @@ func (s *Store) classify(err error) kind {
 			return kindUnique
 		case pe.Code == pgForeignKeyViolation:
 			return kindForeignKey
-		case pe.Code == pgSerializationFailure, pe.Code == pgDeadlock,
+		case pe.Code == pgSerializationFailure, pe.Code == pgDeadlock, pe.Code == pgLockNotAvailable,
 			strings.HasPrefix(pe.Code, pgClassConnection),
 			strings.HasPrefix(pe.Code, pgClassResources),
 			strings.HasPrefix(pe.Code, pgClassOperatorIntervened):
