@@ -15,10 +15,26 @@
 //	mux.Handle("PUT /api/scripts/{id}",
 //		hc.InvalidatePatternsMiddleware("script:{id}", "scripts:*")(updateScript))
 //
-// A hit costs one Redis round trip (one GET) and replays the stored status,
-// headers and body byte for byte, with X-Cache, Cache-Status (RFC 9211),
-// Age and a strong ETag; If-None-Match gets 304. A miss runs the handler
-// once per key across all instances while the others wait for its entry.
+// A hit replays the stored status, headers and body byte for byte, with
+// X-Cache, Cache-Status (RFC 9211), Age and a strong ETag; If-None-Match
+// gets 304. Entries are read through the local tier, rueidis's
+// server-assisted client-side cache (redisx DoMultiCache; its memory is
+// redisx Config.LocalCacheBytes per connection, 32 MiB by default): a hit
+// on an entry this process holds costs no Redis round trip, the first
+// read of an entry (or a re-read after Redis invalidated it) one GET. A
+// miss runs the handler once per key across all instances while the
+// others wait for its entry.
+//
+// The local tier keeps the contract of API.md (see local.go): a local copy
+// lives no longer than the route's TTL nor the key's PTTL, and the
+// record's age is checked besides; Redis pushes an invalidation when the
+// key changes, so other instances stop serving a purged entry within
+// milliseconds (tested at 100ms); the purging instance refuses its own
+// copies before the purge returns (tag epochs, and marks for UNLINKed
+// keys); rueidis drops a connection's copies when it is lost, and copies
+// are served only while Redis answered within Config.LocalLease (100ms),
+// so a stalled Redis stops local hits too. While hits flow, one PING goes
+// out every half lease.
 //
 // Safe defaults: only 200 responses are stored (Route.Statuses adds
 // others); never one that sets a cookie or says private, no-store or

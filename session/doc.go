@@ -46,18 +46,33 @@
 //
 // # Consistency
 //
-// Every operation is one Lua script, so it is atomic: Update is a
+// Every write is one Lua script, so it is atomic: Update is a
 // compare-and-set that writes only into a live, unchanged session; Rotate
 // moves the session to the new token's key and swaps the index entry in
 // one step. A slow request therefore never brings back a session that was
 // deleted, rotated or revoked, and an old token fails the moment Rotate
-// returns. Get, Touch, Create, Delete, DeleteAll, DeleteByID, List and
-// Rotate cost one round trip each; Update two (read, then compare-and-set).
+// returns. Create, Delete, DeleteAll, DeleteByID, List and Rotate cost one
+// round trip each.
+//
+// Lookups (Get, Touch, and so the middleware) read the session and the
+// user's epoch through the local tier, rueidis's server-assisted
+// client-side cache: when this process holds both and no touch write is
+// due, a lookup costs no round trip at all; the first read costs one (two
+// GETs in one pipeline), and a lookup whose touch is due, or that the
+// local tier cannot decide safely (near expiry, a copy older than a write
+// here, Redis silent for longer than Config.LocalLease), runs the load
+// script: one round trip. Update is a lookup plus its compare-and-set.
+// Redis pushes the invalidation of a changed key to every instance (well
+// within 100ms); the instance that wrote never serves the old copy (see
+// local.go).
 //
 // # Time
 //
 // Expiry decisions use Redis TIME, read inside the scripts, so instances
-// with different clocks agree. Config.Now replaces it for tests; the
+// with different clocks agree. The local tier calls a session alive only
+// a margin (1s) before its expiry by the app clock and while its key has
+// that margin left by its PTTL in Redis (no clock involved), and it never
+// writes: so it cannot keep a session past what Redis allows. Config.Now replaces it for tests; the
 // scripts then take that time as an argument, and every TTL is relative to
 // it. Activity (Touch) moves the idle expiry forward, never past the
 // absolute one, and writes only when the last write is older than

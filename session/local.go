@@ -112,8 +112,9 @@ func (s *Store) readLocal(ctx context.Context, userID, hash string, touch bool) 
 	case born != ep, !soon.Before(sess.IdleExpiresAt), !soon.Before(sess.ExpiresAt):
 		// Dead, or nearly: the script decides with Redis TIME (and deletes it).
 		return Session{}, localUndecided, nil
-	case res[0].CachePXAT() <= start.Add(localMargin).UnixMilli():
-		// The key has less than the margin to live in Redis.
+	case res[0].CachePXAT() >= 0 && res[0].CachePXAT() <= start.Add(localMargin).UnixMilli():
+		// The key has less than the margin to live in Redis. (No expiry
+		// at all means redisx's local cache is off: the read was Redis's.)
 		return Session{}, localUndecided, nil
 	case touch && now.Sub(sess.LastSeenAt) >= s.cfg.TouchInterval:
 		return Session{}, localUndecided, nil

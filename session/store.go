@@ -207,6 +207,8 @@ func (s *Store) load(ctx context.Context, token string, touch bool) (Session, er
 	}
 	s.metrics.lookups.WithLabelValues("ok").Inc()
 	if wrote {
+		// The next lookup here must see this write, not the copy before it.
+		s.written.mark(sk)
 		s.metrics.touches.Inc()
 	}
 	return sess, nil
