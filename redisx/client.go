@@ -385,6 +385,8 @@ func (c *Client) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Du
 	if err != nil {
 		return rueidis.NewErrorResult(err)
 	}
+	// Read the name now: rueidis recycles the command once it is answered.
+	name := cmd.Commands()[0]
 	dctx, cancel := c.deadline(ctx)
 	start := time.Now()
 	res := rdb.DoCache(dctx, cmd, ttl)
@@ -396,7 +398,10 @@ func (c *Client) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Du
 		done(errBreakerExcluded)
 		return res
 	}
-	c.sent(cmd.Commands()[:1])
+	c.roundTrip.Add(1)
+	if c.cfg.CommandHook != nil {
+		c.cfg.CommandHook([]string{name})
+	}
 	if err := c.end(ctx, start, done, res.Error()); err != nil {
 		return rueidis.NewErrorResult(err)
 	}
