@@ -501,7 +501,7 @@ func TestRedisDownBypasses(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t)
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{srv.Addr}
+	cfg = redistest.At(cfg, srv.Addr)
 	rdb := redistest.Connect(t, cfg)
 	const lease = 200 * time.Millisecond
 	c := newCache(t, rdb, Config{LookupTimeout: 50 * time.Millisecond, LocalLease: lease})

@@ -374,7 +374,7 @@ func TestFailedPurgeIsRetriedAndNotServedMeanwhile(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t)
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{srv.Addr}
+	cfg = redistest.At(cfg, srv.Addr)
 	cfg.CommandTimeout = 200 * time.Millisecond
 	rdb := redistest.Connect(t, cfg)
 	c := newCache(t, rdb, Config{StoreTimeout: 200 * time.Millisecond})

@@ -55,13 +55,13 @@ func newRig(t *testing.T, edit ...func(*redisx.Config)) *rig {
 	srv := redistest.StartServer(t)
 	px := faultproxy.Start(t, srv.Addr)
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{px.Addr()}
+	cfg = redistest.At(cfg, px.Addr())
 	cfg.CommandTimeout = faultTimeout
 	for _, e := range edit {
 		e(&cfg)
 	}
 	dcfg := cfg
-	dcfg.Addrs = []string{srv.Addr}
+	dcfg = redistest.At(dcfg, srv.Addr)
 	dcfg.CommandTimeout = 2 * time.Second
 	dcfg.DisableLocalCache = true
 	r := &rig{srv: srv, px: px, rdb: redistest.Connect(t, cfg), direct: redistest.Connect(t, dcfg)}
@@ -538,7 +538,7 @@ func TestFaultRedisDownAtStart(t *testing.T) {
 	px := faultproxy.Start(t, srv.Addr)
 	px.Down()
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{px.Addr()}
+	cfg = redistest.At(cfg, px.Addr())
 	cfg.CommandTimeout = faultTimeout
 	cfg.DialTimeout = 300 * time.Millisecond
 	start := time.Now()

@@ -29,8 +29,7 @@ const outageCommandTimeout = 500 * time.Millisecond
 func outageClient(t *testing.T, srv *redistest.Server, edit ...func(*redisx.Config)) *redisx.Client {
 	t.Helper()
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{srv.Addr}
-	cfg.Cluster, cfg.SentinelMaster = false, ""
+	cfg = redistest.At(cfg, srv.Addr)
 	cfg.CommandTimeout = outageCommandTimeout
 	cfg.BreakerOpenFor = time.Second
 	for _, e := range edit {
@@ -183,8 +182,7 @@ func TestNewWhileUnreachable(t *testing.T) {
 	srv.Kill()
 	var attempts atomic.Int64
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{srv.Addr}
-	cfg.Cluster, cfg.SentinelMaster = false, ""
+	cfg = redistest.At(cfg, srv.Addr)
 	cfg.DialTimeout = time.Second
 	cfg.RetryStrategy = func(n int) time.Duration {
 		attempts.Add(1)

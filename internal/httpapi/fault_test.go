@@ -68,7 +68,7 @@ func newFaultRig(t *testing.T, o options) *faultRig {
 	srv := redistest.StartServer(t)
 	px := faultproxy.Start(t, srv.Addr)
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{px.Addr()}
+	cfg = redistest.At(cfg, px.Addr())
 	cfg.CommandTimeout = faultRedisTimeout
 	o.redis = cfg
 	in := newInstance(t, o)

@@ -17,7 +17,7 @@ import (
 func TestRedisDown(t *testing.T) {
 	srv := redistest.StartServer(t)
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{srv.Addr}
+	cfg = redistest.At(cfg, srv.Addr)
 	cfg.CommandTimeout = 200 * time.Millisecond
 	in := newInstance(t, options{redis: cfg})
 	author := signUp(t, in, theater.RolePlaywright)

@@ -515,7 +515,7 @@ func TestSecurityNoSecretsInLogsErrorsMetrics(t *testing.T) {
 	const redisPass = "Redis-Pass-7d1f-SECRET"
 	srv := redistest.StartServer(t, "--requirepass", redisPass)
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{srv.Addr}
+	cfg = redistest.At(cfg, srv.Addr)
 	cfg.Password = redisPass
 	cfg.CommandTimeout = 200 * time.Millisecond
 	in := newInstance(t, options{redis: cfg})

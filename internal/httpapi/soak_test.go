@@ -218,7 +218,7 @@ func TestSoak(t *testing.T) {
 	// A Redis of the soak's own, so used_memory is ours alone.
 	srv := redistest.StartServer(t)
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{srv.Addr}
+	cfg = redistest.At(cfg, srv.Addr)
 	in := newInstance(t, options{redis: cfg})
 	ctx := context.Background()
 	w := &soakWorkload{in: in, author: signUp(t, in, theater.RolePlaywright)}

@@ -150,3 +150,12 @@ func (s *Server) Config(tb testing.TB) redisx.Config {
 	tb.Helper()
 	return redisx.Config{Addrs: []string{s.Addr}, KeyPrefix: Prefix(tb)}
 }
+
+// At returns cfg pointed at one standalone server, whatever
+// REDIS_TEST_TOPOLOGY says: for tests that start a throwaway server (or a
+// fault proxy in front of one) but keep the prefix and timeouts of cfg.
+func At(cfg redisx.Config, addr string) redisx.Config {
+	cfg.Addrs = []string{addr}
+	cfg.Cluster, cfg.SentinelMaster = false, ""
+	return cfg
+}
