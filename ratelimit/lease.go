@@ -161,7 +161,9 @@ const (
 // units in time. Otherwise, for a hot key, it asks Redis for a decision and
 // a new lease in one call (giving back what the ended lease did not spend
 // in the same call), or waits for the key's lease request in flight when
-// mayWait. A cold key gets leaseNone and is decided as without leasing.
+// mayWait. A cold key gets leaseNone and is decided as without leasing
+// (unless it has a lease's remainder to give back: then its decision goes
+// through the lease script with rate 0, which decides identically).
 func (t *leaseTable) take(ctx context.Context, l *Limiter, key string, cost int, mayWait bool) (Decision, leaseOutcome, error) {
 	if t.closed.Load() {
 		return Decision{}, leaseNone, nil
@@ -188,13 +190,11 @@ func (t *leaseTable) take(ctx context.Context, l *Limiter, key string, cost int,
 		ret, retAt = int64(ls.left), ls.grant
 		t.retireLocked(e)
 	}
-	if e.flight != nil || !e.hot(now, t.hotRate) {
-		ch := e.flight
-		if ret > 0 {
-			t.giveBackLocked(l, key, ret, retAt)
-		}
+	if ch := e.flight; ch != nil {
+		// A lease request or a return of this key is in flight (so there
+		// was no lease to retire here): wait for it rather than race it.
 		e.mu.Unlock()
-		if ch != nil && mayWait {
+		if mayWait {
 			select {
 			case <-ch:
 				return Decision{}, leaseWaited, nil
@@ -203,7 +203,18 @@ func (t *leaseTable) take(ctx context.Context, l *Limiter, key string, cost int,
 		}
 		return Decision{}, leaseNone, nil
 	}
-	rate := e.rate(now)
+	// A cold key asks for no lease (rate 0 grants none: the decision is the
+	// plain script's) but still carries back what its last lease left, in
+	// its own decision's call, so Redis sees the return before the decision.
+	hot := e.hot(now, t.hotRate)
+	if !hot && ret == 0 {
+		e.mu.Unlock()
+		return Decision{}, leaseNone, nil
+	}
+	var rate float64
+	if hot {
+		rate = e.rate(now)
+	}
 	e.flight = make(chan struct{})
 	t.work.add()
 	e.mu.Unlock()
@@ -225,7 +236,9 @@ func (t *leaseTable) take(ctx context.Context, l *Limiter, key string, cost int,
 	e.mu.Unlock()
 	t.work.finish()
 	if err == nil {
-		l.metrics.leaseRequests.Inc()
+		if hot {
+			l.metrics.leaseRequests.Inc()
+		}
 		if extra > 0 {
 			l.metrics.leaseGranted.Add(float64(extra))
 		}
@@ -328,14 +341,22 @@ func (t *leaseTable) arm(l *Limiter, e *leaseEntry, ls *lease) {
 		}
 		units, at := int64(ls.left), ls.grant
 		t.retireLocked(e)
-		if units > 0 {
-			t.work.add()
+		if units == 0 {
+			e.mu.Unlock()
+			return
 		}
+		// The return is the key's request in flight (there is none other
+		// while a lease is held): a request of the key that comes now
+		// waits for it, so Redis sees the return before that decision.
+		e.flight = make(chan struct{})
+		t.work.add()
 		e.mu.Unlock()
-		if units > 0 {
-			l.giveBack(e.key, units, at)
-			t.work.finish()
-		}
+		l.giveBack(e.key, units, at)
+		e.mu.Lock()
+		close(e.flight)
+		e.flight = nil
+		e.mu.Unlock()
+		t.work.finish()
 	})
 }
 
