@@ -213,6 +213,10 @@ func (s *Server) Routes() []Route {
 // drained, before closing Redis.
 func (s *Server) Close(ctx context.Context) error {
 	err := s.views.close(ctx)
+	if s.apiLimiter != nil {
+		// Unspent leased quota goes back to the shared window.
+		err = errors.Join(err, s.apiLimiter.Close(ctx))
+	}
 	s.cache.Close()
 	return err
 }

@@ -54,7 +54,11 @@ func (s *Server) wireToolkit() ([]prometheus.Collector, error) {
 			// to this instance's share of the limit.
 			FailurePolicy: ratelimit.LocalFallback,
 			Instances:     max(d.Instances, 1),
-			Logger:        d.Logger,
+			// A key one client hammers leases batches of the shared
+			// window's quota instead of a round trip per request; cold
+			// keys decide in Redis as before. Never over-admits.
+			Lease:  ratelimit.LeaseConfig{Enabled: true},
+			Logger: d.Logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: RATE_LIMIT_API: %v", ErrInvalidDeps, err)
