@@ -6,8 +6,10 @@ package httpapi
 // script's keys is killed (SIGKILL, as a crash), on a Redis Cluster and on a
 // Sentinel group of the test's own. Checked:
 //
-//   - public reads always answer 200; while the hot script's slot has no
-//     master they come from the database (X-Cache BYPASS or MISS);
+//   - public reads always answer 200 within publicReadBound; while the hot
+//     script's slot has no master they come from the database (X-Cache
+//     BYPASS or MISS); on Cluster a script whose keys are on another master
+//     is still served from the cache (some HITs);
 //   - a signed-in request whose user's slot has no master is never
 //     honoured (never 200) and answers 503 problem+json, only from the kill
 //     until the client's bound after the promotion; on Cluster a user whose
@@ -19,7 +21,8 @@ package httpapi
 //     2xx, cached reads HIT) within the bound the Redis-level tests justify
 //     (redisx/topology_test.go): Cluster 1.5 × node timeout + 1 s + 2 s,
 //     Sentinel down-after + 2 s + 2 s, the client's share at most 2 s after
-//     the promotion; both times are logged as "FAILOVER API";
+//     the promotion; both times are logged as "FAILOVER API", and from
+//     then on every request answers 2xx;
 //   - no response body and no log line carries CROSSSLOT, a redirection
 //     (MOVED/ASK) or a LOADING/READONLY/CLUSTERDOWN/TRYAGAIN/MASTERDOWN/
 //     NOSCRIPT reply.
