@@ -536,12 +536,27 @@ func TestClusterKeySpreadAPI(t *testing.T) {
 	})
 	t.Logf("end-to-end run: %d users, %d scripts in %v", spreadUsers, spreadScripts, time.Since(start).Round(time.Millisecond))
 
-	// Where the keys are.
-	byMaster := redistest.KeysByMaster(t, a.rdb)
+	// Where the keys are, once each instance has sent its view counts
+	// (every ViewFlushInterval, 50ms here).
+	prefix := a.rdb.Keys().Prefix()
+	var byMaster map[string][]string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		byMaster = redistest.KeysByMaster(t, a.rdb)
+		views := 0
+		for _, ks := range byMaster {
+			for _, k := range ks {
+				if strings.HasPrefix(k, prefix+"views:script:{") {
+					views++
+				}
+			}
+		}
+		if views >= spreadScripts || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(byMaster) != 3 {
 		t.Fatalf("keys on %d masters, want 3", len(byMaster))
 	}
-	prefix := a.rdb.Keys().Prefix()
 	kinds := []struct {
 		name       string
 		namespaces []string // key namespaces (the part before ":{")
