@@ -608,3 +608,28 @@ func TestNewValidates(t *testing.T) {
 }
 
 var _ = redisx.IsNil
+
+// TestOrphanedLeaseWaitIsBounded: a lease whose holder is gone but which
+// has not lapsed (say one copied to a replica just before a failover) must
+// not hold requests for LeaseTTL: after MaxLeaseWait they run the handler.
+func TestOrphanedLeaseWaitIsBounded(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	c := newCache(t, rdb, Config{LeaseTTL: 10 * time.Second, MaxLeaseWait: 300 * time.Millisecond})
+	h := okHandler("fresh")
+	mux := mount(c, "GET /scripts/{id}", Route{TTL: time.Minute, Public: true, Key: Resource("script", "id")}, h)
+	lease := rdb.Keys().Tagged("script", "orphan", "lease")
+	ctx := context.Background()
+	if err := rdb.Do(ctx, rdb.B().Set().Key(lease).Value("gone-holder").Px(10*time.Second).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	w := get(t, mux, "/scripts/orphan")
+	took := time.Since(start)
+	if w.Code != http.StatusOK || w.Body.String() != "fresh" || h.n.Load() != 1 {
+		t.Fatalf("got %d %q after %d handler runs; want 200 fresh from this instance's handler", w.Code, w.Body.String(), h.n.Load())
+	}
+	if took < 300*time.Millisecond || took > 3*time.Second {
+		t.Fatalf("the request took %v behind an orphaned lease; want about MaxLeaseWait (300ms), far below LeaseTTL (10s)", took)
+	}
+}

@@ -38,6 +38,12 @@ type Config struct {
 	// the lease lapses and a waiter takes over. The default is 5s.
 	LeaseTTL time.Duration
 
+	// MaxLeaseWait is the longest a request waits for another instance's
+	// entry before it runs the handler itself. It bounds the wait on a
+	// lease whose holder is gone but which has not lapsed — say one copied
+	// to a replica just before a failover. The default is 1s.
+	MaxLeaseWait time.Duration
+
 	// RefreshWorkers bounds the background refreshes of
 	// stale-while-revalidate; when all are busy a stale entry is simply
 	// served a little longer. The default is 4.
@@ -92,6 +98,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.LeaseTTL == 0 {
 		cfg.LeaseTTL = 5 * time.Second
 	}
+	if cfg.MaxLeaseWait == 0 {
+		cfg.MaxLeaseWait = time.Second
+	}
 	if cfg.RefreshWorkers == 0 {
 		cfg.RefreshWorkers = 4
 	}
@@ -117,7 +126,7 @@ func (cfg Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"LookupTimeout": cfg.LookupTimeout, "StoreTimeout": cfg.StoreTimeout, "LocalLease": cfg.LocalLease,
-		"LeaseTTL": cfg.LeaseTTL, "RefreshTimeout": cfg.RefreshTimeout,
+		"LeaseTTL": cfg.LeaseTTL, "RefreshTimeout": cfg.RefreshTimeout, "MaxLeaseWait": cfg.MaxLeaseWait,
 	} {
 		if d < 0 {
 			return bad("%s must not be negative, got %s", name, d)

@@ -141,15 +141,15 @@ type leaseResult struct {
 
 // acquire takes the key's lease, or waits while another instance holds it
 // for the entry it will store. If that instance dies its lease lapses and
-// this one takes over; if it keeps the lease past twice LeaseTTL, this one
-// runs the handler anyway.
+// this one takes over; if no entry comes within MaxLeaseWait (at most
+// twice LeaseTTL), this one runs the handler anyway.
 func (c *Cache) acquire(ctx context.Context, rt *route, k entryKey, tags []string, force bool) (leaseResult, error) {
 	lease := k.lease(c.keys, rt.ns)
 	token := newToken()
 	keys := []string{k.entry, lease}
 	leaseMs := strconv.FormatInt(c.cfg.LeaseTTL.Milliseconds(), 10)
 	cmds := make([]rueidis.Completed, 0, 1+len(tags))
-	deadline := time.Now().Add(2 * c.cfg.LeaseTTL)
+	deadline := time.Now().Add(min(2*c.cfg.LeaseTTL, c.cfg.MaxLeaseWait))
 	poll := 2 * time.Millisecond
 	skip := int64(-1) // storedMs of an entry known to be unwanted
 	for {

@@ -65,7 +65,8 @@ type Config struct {
 	BreakerFailures uint32
 
 	// BreakerOpenFor is how long the breaker stays open before it lets one
-	// probe through (half-open). The default is 1s.
+	// probe through (half-open). It is the longest a recovered Redis (or a
+	// promoted replica) waits to be used again. The default is 250ms.
 	BreakerOpenFor time.Duration
 
 	// LocalCacheBytes caps rueidis's server-assisted client-side cache per
@@ -91,7 +92,7 @@ const (
 	defaultDialTimeout    = 2 * time.Second
 	defaultCommandTimeout = time.Second
 	defaultBreakerFails   = 5
-	defaultBreakerOpenFor = time.Second
+	defaultBreakerOpenFor = 250 * time.Millisecond
 	defaultLocalCache     = 32 << 20
 )
 
