@@ -31,6 +31,7 @@ import (
 	"github.com/theaterscriptpro/tsp/internal/config"
 	"github.com/theaterscriptpro/tsp/internal/demo"
 	"github.com/theaterscriptpro/tsp/internal/httpapi"
+	"github.com/theaterscriptpro/tsp/internal/logbuf"
 	"github.com/theaterscriptpro/tsp/internal/sqlstore"
 	"github.com/theaterscriptpro/tsp/redisx"
 	"github.com/theaterscriptpro/tsp/session"
@@ -67,7 +68,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 		return exitConfig
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// One JSON line per request, written in batches: a write(2) per line
+	// cost a fifth of a cached read's CPU. Deferred first, so it flushes last.
+	logOut := logbuf.New(stdout, 100*time.Millisecond)
+	defer logOut.Close()
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go func() {
