@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -328,4 +329,21 @@ func scriptBody(title string) map[string]any {
 
 func uniqueEmail(prefix string) string {
 	return prefix + "." + theater.NewID() + "@example.org"
+}
+
+// wantWithin polls c until method path answers status, for writes made on
+// another instance: API.md gives other instances 100 ms to stop serving
+// what a write replaced (their local copies go on Redis's invalidation
+// push), while the writing instance must answer at once (use want there).
+func wantWithin(tb testing.TB, c *client, method, path string, status int, bound time.Duration, what string) {
+	tb.Helper()
+	start := time.Now()
+	for {
+		r := c.do(method, path, nil)
+		if r.status == status || time.Since(start) > bound {
+			want(tb, r, status, fmt.Sprintf("%s (polled for %v)", what, time.Since(start).Round(time.Millisecond)))
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
