@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -541,9 +542,26 @@ func TestClusterFailover(t *testing.T) {
 		l.bystander = theater.NewID()
 	}
 	var dead *redistest.Server
-	l.run(t, "cluster", func() { dead = c.KillMaster(t, l.key("session", 0)) },
+	l.run(t, "cluster", func() {
+		flushScripts(t, c.ReplicasOf(t, c.MasterOf(t, l.key("session", 0))))
+		dead = c.KillMaster(t, l.key("session", 0))
+	},
 		func() bool { m := c.MasterOf(t, l.key("session", 0)); return m != nil && m != dead },
 		failoverBounds{total: redistest.ClusterNodeTimeout*3/2 + time.Second + 2*time.Second, client: 2 * time.Second})
+}
+
+// flushScripts empties the replicas' script caches just before their master
+// is killed, so the promoted one must answer NOSCRIPT and the recovery path
+// (EVALSHA then EVAL in the same call) is exercised every run: whether a
+// replica already held a script is otherwise up to chance.
+func flushScripts(tb testing.TB, replicas []*redistest.Server) {
+	tb.Helper()
+	for _, r := range replicas {
+		out, err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", strconv.Itoa(r.Port), "SCRIPT", "FLUSH").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "OK") {
+			tb.Fatalf("SCRIPT FLUSH on replica %s: %v: %s", r.Addr, err, out)
+		}
+	}
 }
 
 // TestSentinelFailover kills the Sentinel master under load. The sentinels
@@ -555,7 +573,10 @@ func TestSentinelFailover(t *testing.T) {
 	g := redistest.StartSentinel(t)
 	l := newFailoverLoad(t, g.Config(t))
 	var dead *redistest.Server
-	l.run(t, "sentinel", func() { dead = g.KillMaster(t) },
+	l.run(t, "sentinel", func() {
+		flushScripts(t, g.Replicas(t))
+		dead = g.KillMaster(t)
+	},
 		func() bool { return g.Master(t) != dead },
 		failoverBounds{total: redistest.SentinelDownAfter + 2*time.Second + 2*time.Second, client: 2 * time.Second})
 }
