@@ -26,7 +26,7 @@ func TestRedisDown(t *testing.T) {
 				t.Parallel()
 				srv := redistest.StartServer(t)
 				cfg := redistest.Config(t)
-				cfg.Addrs = []string{srv.Addr}
+				cfg = redistest.At(cfg, srv.Addr)
 				// The breaker lets a probe through 250 ms after it opens, so
 				// recovery is bounded by that plus one dial.
 				cfg.BreakerOpenFor = 250 * time.Millisecond
@@ -112,7 +112,7 @@ func TestFallbackIsBounded(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t)
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{srv.Addr}
+	cfg = redistest.At(cfg, srv.Addr)
 	srv.Kill()
 	rdb, err := redisx.New(context.Background(), cfg)
 	if err != nil {

@@ -498,7 +498,7 @@ func TestLeaseRedisKilled(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t)
 	cfg := redistest.Config(t)
-	cfg.Addrs = []string{srv.Addr}
+	cfg = redistest.At(cfg, srv.Addr)
 	cfg.BreakerOpenFor = 250 * time.Millisecond
 	rdb := redistest.Connect(t, cfg)
 	l, err := ratelimit.New(rdb, ratelimit.Config{Rate: ratelimit.Rate{Limit: 1_000_000, Window: 20 * time.Second}, // 2 s buckets
