@@ -624,10 +624,14 @@ func TestFaultLocalCacheNeverServesAcrossALostConnection(t *testing.T) {
 //
 // An instance whose only traffic is local hits is covered by
 // TestFaultLocalCacheUnderHangWithoutTraffic.
-func TestFaultLocalCacheUnderHang(t *testing.T) {
+// hangWithLocalCopy holds v1 for key name in the local tier, hangs the
+// connection, and changes the value to v2 behind the proxy's back. It
+// returns the rig, a local-tier read of the key and when the value changed.
+func hangWithLocalCopy(t *testing.T, name string) (*rig, func() (string, error), time.Time) {
+	t.Helper()
 	r := newRig(t)
 	ctx := context.Background()
-	k := r.rdb.Keys().Script("cached")
+	k := r.rdb.Keys().Script(name)
 	get := func() (string, error) {
 		return r.rdb.DoCache(ctx, r.rdb.B().Get().Key(k).Cache(), time.Minute).ToString()
 	}
@@ -643,7 +647,12 @@ func TestFaultLocalCacheUnderHang(t *testing.T) {
 	if err := r.direct.Set(ctx, k, []byte("v2"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	changed := time.Now()
+	return r, get, time.Now()
+}
+
+func TestFaultLocalCacheUnderHang(t *testing.T) {
+	r, get, changed := hangWithLocalCopy(t, "cached")
+	ctx := context.Background()
 	// The rest of the service keeps calling Redis (sessions, limits...).
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -706,25 +715,7 @@ func TestFaultLocalCacheUnderHang(t *testing.T) {
 // redisx) can notice a hung connection. It must, within seconds, and drop
 // the local copies with it.
 func TestFaultLocalCacheUnderHangWithoutTraffic(t *testing.T) {
-	r := newRig(t)
-	ctx := context.Background()
-	k := r.rdb.Keys().Script("cached-alone")
-	get := func() (string, error) {
-		return r.rdb.DoCache(ctx, r.rdb.B().Get().Key(k).Cache(), time.Minute).ToString()
-	}
-	if err := r.direct.Set(ctx, k, []byte("v1"), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		if v, err := get(); err != nil || v != "v1" {
-			t.Fatalf("DoCache = %q, %v; want v1", v, err)
-		}
-	}
-	r.px.Hang()
-	if err := r.direct.Set(ctx, k, []byte("v2"), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	changed := time.Now()
+	_, get, changed := hangWithLocalCopy(t, "cached-alone")
 	// KeepAlive (1s) + the PING's write timeout + scheduling on a loaded box.
 	const bound = 6 * time.Second
 	for {
