@@ -3,32 +3,24 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx" for schema management
-
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/internal/sqlstore"
+	"github.com/theaterscriptpro/tsp/internal/sqlstore/sqlstoretest"
 	"github.com/theaterscriptpro/tsp/internal/theater"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
-
-// defaultTestDatabaseURL is the PostgreSQL the tests use unless
-// TEST_DATABASE_URL says otherwise.
-const defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // backend opens a fresh, empty, migrated database for one test.
 type backend struct {
@@ -73,39 +65,8 @@ func openStore(tb testing.TB, u string) *sqlstore.Store {
 // tests run in parallel on one database.
 func openPostgres(tb testing.TB) (*sqlstore.Store, string) {
 	tb.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		base = defaultTestDatabaseURL
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		tb.Fatalf("TEST_DATABASE_URL: %v", err)
-	}
-	tb.Cleanup(func() { admin.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		tb.Fatalf("PostgreSQL is not reachable at %s: %v (start it, or set TEST_DATABASE_URL)", defaultTestDatabaseURL, err)
-	}
-	schema := "tsp_httpapi_" + theater.NewID()
-	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	pu, err := url.Parse(base)
-	if err != nil {
-		tb.Fatalf("TEST_DATABASE_URL: %v", err)
-	}
-	q := pu.Query()
-	q.Set("search_path", schema)
-	pu.RawQuery = q.Encode()
-	return openStore(tb, pu.String()), pu.String()
+	u := sqlstoretest.PostgresSchema(tb)
+	return openStore(tb, u), u
 }
 
 // logBuffer collects the server's JSON log lines for assertions.

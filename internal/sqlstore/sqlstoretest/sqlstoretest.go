@@ -63,6 +63,14 @@ func SQLite(tb testing.TB) *sqlstore.Store {
 // (search_path) and drops it when the test ends.
 func Postgres(tb testing.TB) *sqlstore.Store {
 	tb.Helper()
+	return open(tb, PostgresSchema(tb))
+}
+
+// PostgresSchema creates a uniquely named schema, dropped when the test
+// ends, and returns a DATABASE_URL confined to it (search_path): for tests
+// that open their own stores or start a server on it.
+func PostgresSchema(tb testing.TB) string {
+	tb.Helper()
 	base := PostgresURL()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -94,7 +102,7 @@ func Postgres(tb testing.TB) *sqlstore.Store {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return open(tb, u.String())
+	return u.String()
 }
 
 func open(tb testing.TB, databaseURL string) *sqlstore.Store {
