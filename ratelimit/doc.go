@@ -31,7 +31,7 @@
 //	api, err := ratelimit.New(rdb, ratelimit.Config{
 //		Name: "api",
 //		Rate: rate, // ratelimit.ParseRate(os.Getenv("RATE_LIMIT_API"))
-//		Key:  ratelimit.KeyByUser(signedInUser, ratelimit.IPResolver{Trusted: proxies}),
+//		Key:  ratelimit.KeyByUser(signedInUser, clientip.Resolver{Trusted: proxies}),
 //		// One client hammering one key costs a round trip per lease, not
 //		// per request.
 //		Lease:     ratelimit.LeaseConfig{Enabled: true},

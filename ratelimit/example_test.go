@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/theaterscriptpro/tsp/clientip"
 	"github.com/theaterscriptpro/tsp/ratelimit"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
@@ -43,8 +44,8 @@ func ExampleLimiter_Middleware() {
 		fmt.Println("RATE_LIMIT_API:", err)
 		return
 	}
-	proxies, _ := ratelimit.ParseTrustedProxies("10.0.0.0/8") // os.Getenv("TRUSTED_PROXIES")
-	ips := ratelimit.IPResolver{Trusted: proxies}
+	proxies, _ := clientip.Parse("10.0.0.0/8") // os.Getenv("TRUSTED_PROXIES")
+	ips := clientip.Resolver{Trusted: proxies}
 	signedIn := func(r *http.Request) (string, bool) { return "", false } // the session's user id
 	api, err := ratelimit.New(rdb, ratelimit.Config{Name: "api", Rate: rate, Key: ratelimit.KeyByUser(signedIn, ips),
 		Timeout: time.Second}) // the default 75ms, made generous so the example's output is stable on a busy machine
@@ -83,7 +84,7 @@ func ExampleLimiter_Allow() {
 		return
 	}
 	ctx := context.Background()
-	key := ratelimit.AddrKey(ratelimit.IPResolver{}.ClientIP(httptest.NewRequest("POST", "/api/auth/login", nil))) + "|alice@example.com"
+	key := ratelimit.AddrKey(clientip.Peer(httptest.NewRequest("POST", "/api/auth/login", nil))) + "|alice@example.com"
 	for attempt := 1; attempt <= 7; attempt++ {
 		d, err := login.Allow(ctx, key, 1)
 		if err != nil {

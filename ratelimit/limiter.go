@@ -8,9 +8,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/theaterscriptpro/tsp/clientip"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
 
@@ -153,7 +155,7 @@ type Config struct {
 	Buckets int
 
 	// Key returns the key a request is limited by (the original guide's
-	// keyGenerator). The default is IPResolver{}.Key: the connection's
+	// keyGenerator). The default is KeyByIP(clientip.Resolver{}): the connection's
 	// peer address, with IPv6 grouped by /64. An empty result means the
 	// client address, never "not limited".
 	Key func(r *http.Request) string
@@ -426,7 +428,7 @@ func New(rdb *redisx.Client, cfg Config) (*Limiter, error) {
 		return bad("FallbackKeys must not be negative")
 	}
 	if cfg.Key == nil {
-		cfg.Key = IPResolver{}.Key
+		cfg.Key = KeyByIP(clientip.Resolver{})
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -559,7 +561,7 @@ func (l *Limiter) args(cost int, nowMicros int64, nonce string, extra []string) 
 func (l *Limiter) keys(key string) []string {
 	ks := make([]string, len(l.policies))
 	for i := range l.policies {
-		ks[i] = l.rdb.Keys().Tagged("ratelimit", key, l.cfg.Name, l.policies[i].name)
+		ks[i] = l.rdb.Keys().RateLimit(key, l.cfg.Name, l.policies[i].name)
 	}
 	return ks
 }
@@ -845,4 +847,13 @@ func (l *Limiter) Close(ctx context.Context) error {
 		return fmt.Errorf("ratelimit: close: %w", err)
 	}
 	return nil
+}
+
+// quoteShort quotes s for an error message, cut so a hostile value cannot
+// flood a log line.
+func quoteShort(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return `"` + strings.ToValidUTF8(strings.ReplaceAll(s, `"`, `\"`), "?") + `"`
 }

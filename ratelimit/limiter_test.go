@@ -3,6 +3,8 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,10 +271,11 @@ func TestPoliciesAreAtomic(t *testing.T) {
 			if len(keys) != 2 {
 				t.Fatalf("keys %v; want one per policy", keys)
 			}
-			for _, k := range keys {
-				if want := rdb.Keys().RateLimit("u"); len(k) < len(want) || k[:len(want)] != want {
-					t.Fatalf("key %q does not start with %q: policies must share the hash tag", k, want)
-				}
+			// Built by the one key builder: ratelimit:{u}:api:minute and :day,
+			// sharing the identifier's hash tag.
+			sort.Strings(keys)
+			if want := []string{rdb.Keys().RateLimit("u", "api", "day"), rdb.Keys().RateLimit("u", "api", "minute")}; !slices.Equal(keys, want) {
+				t.Fatalf("keys %q; want %q (redisx.Keys.RateLimit)", keys, want)
 			}
 			checkTTLs(t, rdb)
 		})

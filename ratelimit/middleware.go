@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/theaterscriptpro/tsp/clientip"
 	"github.com/theaterscriptpro/tsp/problem"
 )
 
@@ -68,7 +69,7 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		}
 		key := l.cfg.Key(r)
 		if key == "" {
-			key = IPResolver{}.Key(r)
+			key = AddrKey(clientip.Peer(r))
 		}
 		cost := 1
 		if l.cfg.Cost != nil {

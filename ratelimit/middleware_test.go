@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/theaterscriptpro/tsp/clientip"
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/ratelimit"
 )
@@ -260,11 +262,20 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	}
 }
 
+func mustPrefixes(tb testing.TB, s string) []netip.Prefix {
+	tb.Helper()
+	p, err := clientip.Parse(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
 func TestForgedForwardedForIsIgnored(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.Client(t)
-	res := ratelimit.IPResolver{Trusted: mustPrefixes(t, "10.0.0.0/8")}
-	l := newLimiter(t, rdb, ratelimit.Config{Rate: ratelimit.Rate{Limit: 3, Window: time.Minute}, Key: res.Key})
+	res := clientip.Resolver{Trusted: mustPrefixes(t, "10.0.0.0/8")}
+	l := newLimiter(t, rdb, ratelimit.Config{Rate: ratelimit.Rate{Limit: 3, Window: time.Minute}, Key: ratelimit.KeyByIP(res)})
 	h := l.Middleware(okHandler(200))
 	// An untrusted peer rotating forged X-Forwarded-For values: one bucket.
 	codes := ""
@@ -321,7 +332,7 @@ func TestKeyByUser(t *testing.T) {
 		id := r.Header.Get("X-Test-User")
 		return id, id != ""
 	}
-	l := newLimiter(t, rdb, ratelimit.Config{Rate: ratelimit.Rate{Limit: 2, Window: time.Minute}, Key: ratelimit.KeyByUser(user, ratelimit.IPResolver{})})
+	l := newLimiter(t, rdb, ratelimit.Config{Rate: ratelimit.Rate{Limit: 2, Window: time.Minute}, Key: ratelimit.KeyByUser(user, clientip.Resolver{})})
 	h := l.Middleware(okHandler(200))
 	// One user from many addresses: one bucket.
 	for i, want := range []int{200, 200, 429} {
@@ -425,7 +436,7 @@ func TestHostileRequests(t *testing.T) {
 	rdb := redistest.Client(t)
 	var calls atomic.Int64
 	l := newLimiter(t, rdb, ratelimit.Config{Rate: ratelimit.Rate{Limit: 2, Window: time.Minute},
-		Key: ratelimit.IPResolver{Trusted: mustPrefixes(t, "0.0.0.0/0")}.Key})
+		Key: ratelimit.KeyByIP(clientip.Resolver{Trusted: mustPrefixes(t, "0.0.0.0/0")})})
 	h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
 	hostile := [][]string{
 		{"X-Forwarded-For", "\x00\xff{}*?[]"},

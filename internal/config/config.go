@@ -15,29 +15,8 @@
 // is; a value that is only white space, or that holds a control byte, is
 // an error. Durations are Go durations with a unit (500ms, 10s, 1m, 24h).
 //
-//	| variable | default | meaning |
-//	| --- | --- | --- |
-//	| `HTTP_ADDR` | `:8080` | listen address, `[host]:port` (port 0 picks a free one) |
-//	| `REDIS_URL` | — | `redis://[[user]:pass@]host[:port][/db]`, `rediss://` for TLS; when set, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD and REDIS_DB are ignored. Percent-encode `@ / ? # :` in the password |
-//	| `REDIS_HOST` | `localhost` | Redis host name or IP |
-//	| `REDIS_PORT` | `6379` | Redis port, 1–65535 |
-//	| `REDIS_PASSWORD` | none | Redis password (AUTH); never logged nor shown in an error |
-//	| `REDIS_DB` | `0` | database number, 0–65536 (Cluster: only 0) |
-//	| `REDIS_CLUSTER_ADDRS` | — | comma-separated `host:port` seed nodes: use Redis Cluster (credentials and TLS still come from REDIS_URL or REDIS_PASSWORD) |
-//	| `REDIS_SENTINEL_ADDRS` | — | comma-separated `host:port` sentinels: use Redis Sentinel; needs REDIS_SENTINEL_MASTER; not with REDIS_CLUSTER_ADDRS |
-//	| `REDIS_SENTINEL_MASTER` | — | the master set name the sentinels watch; needs REDIS_SENTINEL_ADDRS |
-//	| `REDIS_KEY_PREFIX` | `tsp:` | prefix of every Redis key, at most 64 bytes of `A-Za-z0-9-_.:/@+=&,!~#$();<>\|^`'"` |
-//	| `REDIS_DIAL_TIMEOUT` | `2s` | bound on connecting to Redis, 1ms–1m |
-//	| `REDIS_COMMAND_TIMEOUT` | `1s` | deadline of each Redis call, 1ms–1m |
-//	| `DATABASE_URL` | `sqlite:./data/theater.db` | `sqlite:PATH` (embedded) or `postgres://…` / `postgresql://…` |
-//	| `RATE_LIMIT_API` | `600/1m` | limit of every `/api` request per user or client IP: `N/DURATION` or `off` |
-//	| `RATE_LIMIT_LOGIN` | `5/1m` | limit of `POST /api/auth/login` per client IP + email: `N/DURATION` or `off` |
-//	| `TRUSTED_PROXIES` | none | comma-separated CIDRs or bare IPs whose `X-Forwarded-For` is believed |
-//	| `SESSION_IDLE_TIMEOUT` | `24h` | a session ends after this long unused, 1s–8760h |
-//	| `SESSION_ABSOLUTE_TIMEOUT` | `168h` | a session ends this long after sign-in, whatever its use; at least SESSION_IDLE_TIMEOUT, at most 8760h |
-//	| `SESSION_TOUCH_INTERVAL` | `1m` | a session's last-seen time is written at most this often; 0 to less than SESSION_IDLE_TIMEOUT |
-//	| `LOG_LEVEL` | `info` | `debug`, `info`, `warn` or `error` |
-//	| `SHUTDOWN_TIMEOUT` | `15s` | how long in-flight requests may finish after SIGINT/SIGTERM, 1ms–1h |
+// Vars lists every variable with its default and meaning: `theaterd -h`
+// prints it, and the tests hold Load, README.md and .env.example to it.
 package config
 
 import (
@@ -51,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/theaterscriptpro/tsp/clientip"
 	"github.com/theaterscriptpro/tsp/ratelimit"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
@@ -74,12 +54,14 @@ type Config struct {
 	RateLimitLogin ratelimit.Rate
 
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
-	// (TRUSTED_PROXIES); a bare IP is a /32 or /128. Empty: none.
+	// (TRUSTED_PROXIES), as clientip.Parse reads them: a bare IP is a /32
+	// or /128, IPv4-mapped CIDRs are folded to IPv4. Empty: none.
 	TrustedProxies []netip.Prefix
 
 	// SessionIdleTimeout, SessionAbsoluteTimeout and SessionTouchInterval
 	// are SESSION_IDLE_TIMEOUT, SESSION_ABSOLUTE_TIMEOUT and
-	// SESSION_TOUCH_INTERVAL.
+	// SESSION_TOUCH_INTERVAL; an unset SESSION_TOUCH_INTERVAL is
+	// TouchIntervalFor(SessionIdleTimeout).
 	SessionIdleTimeout     time.Duration
 	SessionAbsoluteTimeout time.Duration
 	SessionTouchInterval   time.Duration
@@ -89,6 +71,22 @@ type Config struct {
 
 	// ShutdownTimeout is SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
+
+	// CacheWarm is CACHE_WARM: how many entries cache warming refills; 0
+	// means off.
+	CacheWarm int
+	// OTLPEndpoint is OTEL_EXPORTER_OTLP_ENDPOINT: tracing is on when it is
+	// set. The OpenTelemetry SDK reads it (and the other OTEL_* variables)
+	// itself; it is checked here so that a typo stops start-up.
+	OTLPEndpoint string
+
+	// ShutdownDelay is SHUTDOWN_DELAY: how long /readyz answers 503 after
+	// SIGTERM before the listener closes, so load balancers stop sending.
+	ShutdownDelay time.Duration
+
+	// MetricsAddr is METRICS_ADDR: when set, /metrics is served on this
+	// address only, not on HTTPAddr. Empty: on HTTPAddr.
+	MetricsAddr string
 }
 
 // Defaults of the variables, as the package doc's table lists them.
@@ -104,9 +102,83 @@ const (
 	DefaultRateLimitLogin         = "5/1m"
 	DefaultSessionIdleTimeout     = 24 * time.Hour
 	DefaultSessionAbsoluteTimeout = 7 * 24 * time.Hour
-	DefaultSessionTouchInterval   = time.Minute
-	DefaultShutdownTimeout        = 15 * time.Second
+	// DefaultSessionTouchInterval is the longest touch interval
+	// TouchIntervalFor derives.
+	DefaultSessionTouchInterval = time.Minute
+	DefaultShutdownTimeout      = 15 * time.Second
+	DefaultShutdownDelay        = 5 * time.Second
+	DefaultCacheWarm            = 50
 )
+
+// MaxCacheWarm bounds CACHE_WARM: warming is a head start for the hottest
+// entries, not a copy of the catalogue.
+const MaxCacheWarm = 1000
+
+// TouchIntervalFor is the SESSION_TOUCH_INTERVAL an unset variable takes:
+// min(1m, idle/4), so that a session used steadily has its last-seen time
+// written at least four times per idle timeout, whatever that is.
+func TouchIntervalFor(idle time.Duration) time.Duration {
+	return min(DefaultSessionTouchInterval, idle/4)
+}
+
+// Var is one environment variable the server reads.
+type Var struct {
+	Name    string
+	Default string // as it would be written in the environment; "" for none
+	Meaning string
+}
+
+// Vars is every variable Load reads, in the order `theaterd -h` shows them.
+// The defaults are the Default constants, formatted as one would write them.
+var Vars = []Var{
+	{"HTTP_ADDR", DefaultHTTPAddr, "listen address, `[host]:port` (port 0 picks a free one)"},
+	{"METRICS_ADDR", "", "serve `/metrics` on this private `[host]:port` only, not on HTTP_ADDR; unset: on HTTP_ADDR"},
+	{"REDIS_URL", "", "`redis://[[user]:pass@]host[:port][/db]`, `rediss://` for TLS; when set, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD and REDIS_DB are ignored. Percent-encode `@ / ? # :` in the password"},
+	{"REDIS_HOST", DefaultRedisHost, "Redis host name or IP"},
+	{"REDIS_PORT", strconv.Itoa(DefaultRedisPort), "Redis port, 1–65535"},
+	{"REDIS_PASSWORD", "", "Redis password (AUTH); never logged nor shown in an error"},
+	{"REDIS_DB", "0", "database number, 0–65536 (Cluster: only 0)"},
+	{"REDIS_CLUSTER_ADDRS", "", "comma-separated `host:port` seed nodes: use Redis Cluster (credentials and TLS still come from REDIS_URL or REDIS_PASSWORD)"},
+	{"REDIS_SENTINEL_ADDRS", "", "comma-separated `host:port` sentinels: use Redis Sentinel; needs REDIS_SENTINEL_MASTER; not with REDIS_CLUSTER_ADDRS"},
+	{"REDIS_SENTINEL_MASTER", "", "the master set name the sentinels watch; needs REDIS_SENTINEL_ADDRS"},
+	{"REDIS_KEY_PREFIX", DefaultRedisKeyPrefix, "prefix of every Redis key, at most 64 bytes of `A-Za-z0-9-_.:/@+=&,!~#$();<>\\|^`'\"`"},
+	{"REDIS_DIAL_TIMEOUT", Duration(DefaultRedisDialTimeout), "bound on connecting to Redis, 1ms–1m"},
+	{"REDIS_COMMAND_TIMEOUT", Duration(DefaultRedisCommandTimeout), "deadline of each Redis call, 1ms–1m"},
+	{"DATABASE_URL", DefaultDatabaseURL, "`sqlite:PATH` (embedded) or `postgres://…` / `postgresql://…`"},
+	{"RATE_LIMIT_API", DefaultRateLimitAPI, "limit of every `/api` request per user or client IP: `N/DURATION` or `off`"},
+	{"RATE_LIMIT_LOGIN", DefaultRateLimitLogin, "limit of `POST /api/auth/login` per client IP + email: `N/DURATION` or `off`"},
+	{"TRUSTED_PROXIES", "", "comma-separated CIDRs or bare IPs whose `X-Forwarded-For` is believed; IPv4-mapped CIDRs (`::ffff:10.0.0.0/104`) count as IPv4 (`10.0.0.0/8`)"},
+	{"SESSION_IDLE_TIMEOUT", Duration(DefaultSessionIdleTimeout), "a session ends after this long unused, 1s–8760h"},
+	{"SESSION_ABSOLUTE_TIMEOUT", Duration(DefaultSessionAbsoluteTimeout), "a session ends this long after sign-in, whatever its use; at least SESSION_IDLE_TIMEOUT, at most 8760h"},
+	{"SESSION_TOUCH_INTERVAL", Duration(DefaultSessionTouchInterval), "a session's last-seen time is written at most this often; 0 to less than SESSION_IDLE_TIMEOUT. Unset, it is min(1m, SESSION_IDLE_TIMEOUT ÷ 4); only a value set explicitly can be an error"},
+	{"LOG_LEVEL", "info", "`debug`, `info`, `warn` or `error`"},
+	{"SHUTDOWN_DELAY", Duration(DefaultShutdownDelay), "after SIGINT/SIGTERM, how long `/readyz` answers 503 while requests are still served, so load balancers stop sending; 0–10m"},
+	{"SHUTDOWN_TIMEOUT", Duration(DefaultShutdownTimeout), "how long in-flight requests may finish after the delay, 1ms–1h"},
+	{"CACHE_WARM", strconv.Itoa(DefaultCacheWarm), "`off`, or how many response-cache entries warming refills at start and after a catalogue purge (1–1000): the first 3 catalogue pages, then the most-viewed scripts; `off` also stops the writer's refresh of a script it updated"},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "`http(s)://host:port` of an OTLP/HTTP collector: turns tracing on; the other `OTEL_*` variables keep their OpenTelemetry meaning"},
+	{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "the OTLP protocol; only `http/protobuf`"},
+}
+
+// Duration formats d as one would write it: 24h, 1m, 1h30m, 2s, 500ms
+// (time.Duration's String gives 24h0m0s and 1m0s).
+func Duration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// Rate formats r as one would write it: 600/1m, or off.
+func Rate(r ratelimit.Rate) string {
+	if r.Off() {
+		return "off"
+	}
+	return strconv.Itoa(r.Limit) + "/" + Duration(r.Window)
+}
 
 // VarError is what is wrong with one environment variable. Problem says
 // what is wrong and what is wanted; it never repeats the value, which
@@ -131,9 +203,10 @@ func Load(getenv func(string) string) (Config, error) {
 		DatabaseURL:            DefaultDatabaseURL,
 		SessionIdleTimeout:     DefaultSessionIdleTimeout,
 		SessionAbsoluteTimeout: DefaultSessionAbsoluteTimeout,
-		SessionTouchInterval:   DefaultSessionTouchInterval,
 		LogLevel:               slog.LevelInfo,
 		ShutdownTimeout:        DefaultShutdownTimeout,
+		CacheWarm:              DefaultCacheWarm,
+		ShutdownDelay:          DefaultShutdownDelay,
 	}
 
 	if v, ok := l.get("HTTP_ADDR"); ok {
@@ -141,6 +214,17 @@ func Load(getenv func(string) string) (Config, error) {
 			l.bad("HTTP_ADDR", p)
 		} else {
 			cfg.HTTPAddr = v
+		}
+	}
+
+	if v, ok := l.get("METRICS_ADDR"); ok {
+		switch p := checkListenAddr(v); {
+		case p != "":
+			l.bad("METRICS_ADDR", p)
+		case v == cfg.HTTPAddr:
+			l.bad("METRICS_ADDR", "must differ from HTTP_ADDR; unset it to serve /metrics on HTTP_ADDR")
+		default:
+			cfg.MetricsAddr = v
 		}
 	}
 
@@ -158,9 +242,9 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.RateLimitLogin = l.rate("RATE_LIMIT_LOGIN", DefaultRateLimitLogin)
 
 	if v, ok := l.get("TRUSTED_PROXIES"); ok {
-		ps, p := parseProxies(v)
-		if p != "" {
-			l.bad("TRUSTED_PROXIES", p)
+		ps, err := clientip.Parse(v)
+		if err != nil {
+			l.bad("TRUSTED_PROXIES", strings.TrimPrefix(err.Error(), clientip.ErrInvalid.Error()+": "))
 		}
 		cfg.TrustedProxies = ps
 	}
@@ -171,8 +255,14 @@ func Load(getenv func(string) string) (Config, error) {
 	if cfg.SessionAbsoluteTimeout < cfg.SessionIdleTimeout && !l.seen["SESSION_IDLE_TIMEOUT"] && !l.seen["SESSION_ABSOLUTE_TIMEOUT"] {
 		l.bad("SESSION_ABSOLUTE_TIMEOUT", "must be at least SESSION_IDLE_TIMEOUT ("+cfg.SessionIdleTimeout.String()+")")
 	}
+	// Unset, the touch interval follows the idle timeout; only a value the
+	// operator wrote can be wrong.
+	cfg.SessionTouchInterval = -1
 	l.duration("SESSION_TOUCH_INTERVAL", &cfg.SessionTouchInterval, 0, year)
-	if cfg.SessionTouchInterval >= cfg.SessionIdleTimeout && !l.seen["SESSION_TOUCH_INTERVAL"] && !l.seen["SESSION_IDLE_TIMEOUT"] {
+	switch {
+	case cfg.SessionTouchInterval < 0:
+		cfg.SessionTouchInterval = TouchIntervalFor(cfg.SessionIdleTimeout)
+	case cfg.SessionTouchInterval >= cfg.SessionIdleTimeout && !l.seen["SESSION_IDLE_TIMEOUT"]:
 		l.bad("SESSION_TOUCH_INTERVAL", "must be less than SESSION_IDLE_TIMEOUT ("+cfg.SessionIdleTimeout.String()+")")
 	}
 
@@ -191,7 +281,31 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 
+	l.duration("SHUTDOWN_DELAY", &cfg.ShutdownDelay, 0, 10*time.Minute)
 	l.duration("SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout, time.Millisecond, time.Hour)
+
+	// CACHE_WARM: off, or a count of entries.
+	if v, ok := l.get("CACHE_WARM"); ok {
+		n, err := strconv.Atoi(v)
+		switch {
+		case strings.EqualFold(v, "off"):
+			cfg.CacheWarm = 0
+		case err != nil || n < 1 || n > MaxCacheWarm:
+			l.bad("CACHE_WARM", "must be off or a whole number from 1 to "+strconv.Itoa(MaxCacheWarm))
+		default:
+			cfg.CacheWarm = n
+		}
+	}
+	if v, ok := l.get("OTEL_EXPORTER_OTLP_ENDPOINT"); ok {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			l.bad("OTEL_EXPORTER_OTLP_ENDPOINT", "must be an http:// or https:// URL of an OTLP/HTTP collector, such as http://localhost:4318")
+		} else {
+			cfg.OTLPEndpoint = v
+		}
+	}
+	if v, ok := l.get("OTEL_EXPORTER_OTLP_PROTOCOL"); ok && v != "http/protobuf" {
+		l.bad("OTEL_EXPORTER_OTLP_PROTOCOL", "must be http/protobuf, the only OTLP protocol theaterd speaks")
+	}
 
 	if len(l.errs) > 0 {
 		return Config{}, errors.Join(l.errs...)
@@ -268,7 +382,7 @@ func fmtDuration(d time.Duration) string {
 	if d == 0 {
 		return "0"
 	}
-	return d.String()
+	return Duration(d)
 }
 
 func isNumber(s string) bool {
@@ -501,33 +615,6 @@ func checkDatabaseURL(v string) string {
 	return "must be sqlite:PATH or a postgres:// (postgresql://) URL"
 }
 
-// parseProxies reads comma-separated CIDRs or bare IPs.
-func parseProxies(v string) ([]netip.Prefix, string) {
-	parts := strings.Split(v, ",")
-	out := make([]netip.Prefix, 0, len(parts))
-	for i, p := range parts {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			return nil, fmt.Sprintf("entry %d of %d is empty; want CIDRs or IPs separated by commas", i+1, len(parts))
-		}
-		if strings.Contains(p, "/") {
-			pfx, err := netip.ParsePrefix(p)
-			if err != nil {
-				return nil, fmt.Sprintf("entry %d of %d is not a valid CIDR such as 10.0.0.0/8 or fd00::/8", i+1, len(parts))
-			}
-			out = append(out, pfx.Masked())
-			continue
-		}
-		addr, err := netip.ParseAddr(p)
-		if err != nil || addr.Zone() != "" {
-			return nil, fmt.Sprintf("entry %d of %d is not an IP address or CIDR", i+1, len(parts))
-		}
-		addr = addr.Unmap()
-		out = append(out, netip.PrefixFrom(addr, addr.BitLen()))
-	}
-	return out, ""
-}
-
 // Redacted returns a copy of c that is safe to log: the Redis password and
 // any password in DATABASE_URL are replaced.
 func (c Config) Redacted() Config {
@@ -596,8 +683,15 @@ func (c Config) attrs() []slog.Attr {
 	if r.Redis.Password != "" {
 		pass = redacted
 	}
+	// Durations and rates as one writes them ("24h", "600/1m"): slog's
+	// JSON handler would print a time.Duration as nanoseconds.
+	metrics := r.MetricsAddr
+	if metrics == "" {
+		metrics = "(HTTP_ADDR)"
+	}
 	return []slog.Attr{
 		slog.String("HTTP_ADDR", r.HTTPAddr),
+		slog.String("METRICS_ADDR", metrics),
 		slog.String("REDIS_MODE", mode),
 		slog.String("REDIS_ADDRS", strings.Join(r.Redis.Addrs, ",")),
 		slog.Bool("REDIS_TLS", r.Redis.TLS != nil),
@@ -605,16 +699,20 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("REDIS_PASSWORD", pass),
 		slog.Int("REDIS_DB", r.Redis.DB),
 		slog.String("REDIS_KEY_PREFIX", r.Redis.KeyPrefix),
-		slog.Duration("REDIS_DIAL_TIMEOUT", r.Redis.DialTimeout),
-		slog.Duration("REDIS_COMMAND_TIMEOUT", r.Redis.CommandTimeout),
+		slog.String("REDIS_DIAL_TIMEOUT", Duration(r.Redis.DialTimeout)),
+		slog.String("REDIS_COMMAND_TIMEOUT", Duration(r.Redis.CommandTimeout)),
 		slog.String("DATABASE_URL", r.DatabaseURL),
-		slog.String("RATE_LIMIT_API", r.RateLimitAPI.String()),
-		slog.String("RATE_LIMIT_LOGIN", r.RateLimitLogin.String()),
+		slog.String("RATE_LIMIT_API", Rate(r.RateLimitAPI)),
+		slog.String("RATE_LIMIT_LOGIN", Rate(r.RateLimitLogin)),
 		slog.String("TRUSTED_PROXIES", strings.Join(proxies, ",")),
-		slog.Duration("SESSION_IDLE_TIMEOUT", r.SessionIdleTimeout),
-		slog.Duration("SESSION_ABSOLUTE_TIMEOUT", r.SessionAbsoluteTimeout),
-		slog.Duration("SESSION_TOUCH_INTERVAL", r.SessionTouchInterval),
+		slog.String("SESSION_IDLE_TIMEOUT", Duration(r.SessionIdleTimeout)),
+		slog.String("SESSION_ABSOLUTE_TIMEOUT", Duration(r.SessionAbsoluteTimeout)),
+		slog.String("SESSION_TOUCH_INTERVAL", Duration(r.SessionTouchInterval)),
 		slog.String("LOG_LEVEL", r.LogLevel.String()),
-		slog.Duration("SHUTDOWN_TIMEOUT", r.ShutdownTimeout),
+		slog.String("SHUTDOWN_DELAY", Duration(r.ShutdownDelay)),
+		slog.String("SHUTDOWN_TIMEOUT", Duration(r.ShutdownTimeout)),
+		slog.Int("CACHE_WARM", r.CacheWarm),
+		slog.String("OTEL_EXPORTER_OTLP_ENDPOINT", redactURL(r.OTLPEndpoint)), // "" when off
+		slog.String("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
 	}
 }

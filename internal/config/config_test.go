@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/theaterscriptpro/tsp/clientip"
 	"github.com/theaterscriptpro/tsp/internal/config"
 	"github.com/theaterscriptpro/tsp/ratelimit"
 )
@@ -144,6 +146,12 @@ func TestLoadValid(t *testing.T) {
 					t.Errorf("TrustedProxies = %v; want %v", c.TrustedProxies, want)
 				}
 			}},
+		{"tracing on", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+			func(t *testing.T, c config.Config) {
+				if c.OTLPEndpoint != "http://collector:4318" {
+					t.Errorf("OTLPEndpoint = %q", c.OTLPEndpoint)
+				}
+			}},
 		{"sessions, log level, shutdown", map[string]string{
 			"SESSION_IDLE_TIMEOUT": "30m", "SESSION_ABSOLUTE_TIMEOUT": "30m", "SESSION_TOUCH_INTERVAL": "0",
 			"LOG_LEVEL": "warn", "SHUTDOWN_TIMEOUT": "1m30s",
@@ -254,6 +262,12 @@ func TestLoadBad(t *testing.T) {
 		{"TRUSTED_PROXIES hostname", map[string]string{"TRUSTED_PROXIES": "proxy.example"}, []string{"TRUSTED_PROXIES"}, "IP address"},
 		{"TRUSTED_PROXIES trailing comma", map[string]string{"TRUSTED_PROXIES": "10.0.0.1,"}, []string{"TRUSTED_PROXIES"}, "entry 2 of 2 is empty"},
 		{"TRUSTED_PROXIES zone", map[string]string{"TRUSTED_PROXIES": "fe80::1%eth0"}, []string{"TRUSTED_PROXIES"}, "IP address"},
+		{"TRUSTED_PROXIES empty middle", map[string]string{"TRUSTED_PROXIES": "10.0.0.1,,10.0.0.2"}, []string{"TRUSTED_PROXIES"}, "entry 2 of 3 is empty"},
+		{"TRUSTED_PROXIES mapped shorter than /96", map[string]string{"TRUSTED_PROXIES": "::ffff:10.0.0.0/80"}, []string{"TRUSTED_PROXIES"}, "shorter than /96"},
+		{"TRUSTED_PROXIES glob", map[string]string{"TRUSTED_PROXIES": "10.*"}, []string{"TRUSTED_PROXIES"}, "not an IP address"},
+		{"TRUSTED_PROXIES thousands of entries", map[string]string{"TRUSTED_PROXIES": strings.Repeat("10.0.0.1,", 5000) + "10.0.0.1"}, []string{"TRUSTED_PROXIES"}, "at most"},
+		{"TRUSTED_PROXIES megabyte", map[string]string{"TRUSTED_PROXIES": strings.Repeat("9", 1<<20)}, []string{"TRUSTED_PROXIES"}, "entry 1 of 1"},
+		{"TRUSTED_PROXIES control byte", map[string]string{"TRUSTED_PROXIES": "10.0.0.1\r\n10.0.0.2"}, []string{"TRUSTED_PROXIES"}, "control"},
 
 		{"idle timeout without unit", map[string]string{"SESSION_IDLE_TIMEOUT": "10"}, []string{"SESSION_IDLE_TIMEOUT"}, "unit"},
 		{"idle timeout negative", map[string]string{"SESSION_IDLE_TIMEOUT": "-1s"}, []string{"SESSION_IDLE_TIMEOUT"}, "negative"},
@@ -261,10 +275,33 @@ func TestLoadBad(t *testing.T) {
 		{"absolute below idle", map[string]string{"SESSION_IDLE_TIMEOUT": "2h", "SESSION_ABSOLUTE_TIMEOUT": "1h"}, []string{"SESSION_ABSOLUTE_TIMEOUT"}, "at least SESSION_IDLE_TIMEOUT"},
 		{"absolute below default idle", map[string]string{"SESSION_ABSOLUTE_TIMEOUT": "1h"}, []string{"SESSION_ABSOLUTE_TIMEOUT"}, "at least"},
 		{"touch not below idle", map[string]string{"SESSION_IDLE_TIMEOUT": "1m", "SESSION_TOUCH_INTERVAL": "1m"}, []string{"SESSION_TOUCH_INTERVAL"}, "less than"},
+		{"touch set, not below a short idle", map[string]string{"SESSION_IDLE_TIMEOUT": "2s", "SESSION_TOUCH_INTERVAL": "1m"}, []string{"SESSION_TOUCH_INTERVAL"}, "less than SESSION_IDLE_TIMEOUT (2s)"},
+		{"touch not below default idle", map[string]string{"SESSION_TOUCH_INTERVAL": "48h"}, []string{"SESSION_TOUCH_INTERVAL"}, "less than SESSION_IDLE_TIMEOUT (24h0m0s)"},
+		{"touch negative", map[string]string{"SESSION_IDLE_TIMEOUT": "2s", "SESSION_TOUCH_INTERVAL": "-1s"}, []string{"SESSION_TOUCH_INTERVAL"}, "negative"},
+		{"touch without unit", map[string]string{"SESSION_TOUCH_INTERVAL": "30"}, []string{"SESSION_TOUCH_INTERVAL"}, "unit"},
 		{"LOG_LEVEL verbose", map[string]string{"LOG_LEVEL": "verbose"}, []string{"LOG_LEVEL"}, "debug, info, warn or error"},
 		{"LOG_LEVEL slog offset", map[string]string{"LOG_LEVEL": "info+2"}, []string{"LOG_LEVEL"}, "debug, info, warn or error"},
 		{"SHUTDOWN_TIMEOUT zero", map[string]string{"SHUTDOWN_TIMEOUT": "0"}, []string{"SHUTDOWN_TIMEOUT"}, "between"},
+		{"OTLP endpoint without scheme", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"}, []string{"OTEL_EXPORTER_OTLP_ENDPOINT"}, "http:// or https://"},
+		{"OTLP endpoint grpc scheme", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "grpc://collector:4317"}, []string{"OTEL_EXPORTER_OTLP_ENDPOINT"}, "http:// or https://"},
+		{"OTLP endpoint without host", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://"}, []string{"OTEL_EXPORTER_OTLP_ENDPOINT"}, "OTLP/HTTP"},
+		{"OTLP endpoint control character", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a\x00b:4318"}, []string{"OTEL_EXPORTER_OTLP_ENDPOINT"}, "control character"},
+		{"OTLP protocol grpc", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, []string{"OTEL_EXPORTER_OTLP_PROTOCOL"}, "http/protobuf"},
 		{"SHUTDOWN_TIMEOUT negative", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, []string{"SHUTDOWN_TIMEOUT"}, "negative"},
+		{"SHUTDOWN_DELAY without unit", map[string]string{"SHUTDOWN_DELAY": "5"}, []string{"SHUTDOWN_DELAY"}, "unit"},
+		{"SHUTDOWN_DELAY negative", map[string]string{"SHUTDOWN_DELAY": "-5s"}, []string{"SHUTDOWN_DELAY"}, "negative"},
+		{"SHUTDOWN_DELAY an hour", map[string]string{"SHUTDOWN_DELAY": "1h"}, []string{"SHUTDOWN_DELAY"}, "between 0 and 10m"},
+		{"SHUTDOWN_DELAY overflow", map[string]string{"SHUTDOWN_DELAY": "9999999999999h"}, []string{"SHUTDOWN_DELAY"}, "Go duration"},
+		{"SHUTDOWN_DELAY junk", map[string]string{"SHUTDOWN_DELAY": "soon"}, []string{"SHUTDOWN_DELAY"}, "Go duration"},
+		{"SHUTDOWN_DELAY NUL", map[string]string{"SHUTDOWN_DELAY": "5s\x00"}, []string{"SHUTDOWN_DELAY"}, "control"},
+		{"METRICS_ADDR no port", map[string]string{"METRICS_ADDR": "127.0.0.1"}, []string{"METRICS_ADDR"}, "[host]:port"},
+		{"METRICS_ADDR port too big", map[string]string{"METRICS_ADDR": ":99999"}, []string{"METRICS_ADDR"}, "0 to 65535"},
+		{"METRICS_ADDR a URL", map[string]string{"METRICS_ADDR": "http://127.0.0.1:9090/metrics"}, []string{"METRICS_ADDR"}, "[host]:port"},
+		{"METRICS_ADDR bad host", map[string]string{"METRICS_ADDR": "a b:9090"}, []string{"METRICS_ADDR"}, "host"},
+		{"METRICS_ADDR only spaces", map[string]string{"METRICS_ADDR": " \t "}, []string{"METRICS_ADDR"}, "white space"},
+		{"METRICS_ADDR newline", map[string]string{"METRICS_ADDR": ":9090\n"}, []string{"METRICS_ADDR"}, "control"},
+		{"METRICS_ADDR same as HTTP_ADDR", map[string]string{"HTTP_ADDR": ":8080", "METRICS_ADDR": ":8080"}, []string{"METRICS_ADDR"}, "differ from HTTP_ADDR"},
+		{"METRICS_ADDR same as default HTTP_ADDR", map[string]string{"METRICS_ADDR": ":8080"}, []string{"METRICS_ADDR"}, "differ from HTTP_ADDR"},
 
 		{"many at once, one line each", map[string]string{
 			"HTTP_ADDR": "nope", "REDIS_PORT": "0", "REDIS_DB": "x", "LOG_LEVEL": "loud", "TRUSTED_PROXIES": "x", "SHUTDOWN_TIMEOUT": "10",
@@ -380,4 +417,57 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("String shows the password: %q", s)
 		}
 	})
+}
+
+// TestTouchIntervalFollowsIdleTimeout is issue 13's case: an unset
+// SESSION_TOUCH_INTERVAL derives from the idle timeout, so any idle timeout
+// the table allows starts on its own.
+func TestTouchIntervalFollowsIdleTimeout(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		env  map[string]string
+		want time.Duration
+	}{
+		{map[string]string{"SESSION_IDLE_TIMEOUT": "2s"}, 500 * time.Millisecond},
+		{map[string]string{"SESSION_IDLE_TIMEOUT": "1s"}, 250 * time.Millisecond},
+		{map[string]string{"SESSION_IDLE_TIMEOUT": "3m"}, 45 * time.Second},
+		{map[string]string{"SESSION_IDLE_TIMEOUT": "4m"}, time.Minute},
+		{map[string]string{"SESSION_IDLE_TIMEOUT": "8760h", "SESSION_ABSOLUTE_TIMEOUT": "8760h"}, time.Minute},
+		{nil, time.Minute},
+		// Set explicitly, it is taken as it is, 0 included.
+		{map[string]string{"SESSION_IDLE_TIMEOUT": "2s", "SESSION_TOUCH_INTERVAL": "1500ms"}, 1500 * time.Millisecond},
+		{map[string]string{"SESSION_IDLE_TIMEOUT": "2s", "SESSION_TOUCH_INTERVAL": "0s"}, 0},
+	} {
+		c, err := config.Load(env(tt.env))
+		if err != nil {
+			t.Errorf("Load(%v): %v; want it to start", tt.env, err)
+			continue
+		}
+		if c.SessionTouchInterval != tt.want {
+			t.Errorf("Load(%v): SessionTouchInterval = %v; want %v", tt.env, c.SessionTouchInterval, tt.want)
+		}
+		if c.SessionTouchInterval >= c.SessionIdleTimeout {
+			t.Errorf("Load(%v): touch %v not below idle %v", tt.env, c.SessionTouchInterval, c.SessionIdleTimeout)
+		}
+	}
+}
+
+// TestMappedTrustedProxyTrustsIPv4 is issue 13's case: the CIDR config
+// keeps must contain the folded client address the resolver compares.
+func TestMappedTrustedProxyTrustsIPv4(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env(map[string]string{"TRUSTED_PROXIES": "::ffff:10.0.0.0/104"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := clientip.Resolver{Trusted: c.TrustedProxies}
+	if !res.Trusts(netip.MustParseAddr("10.1.2.3")) {
+		t.Fatalf("TrustedProxies = %v: does not trust 10.1.2.3", c.TrustedProxies)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "10.1.2.3:5000"
+	r.Header.Set("X-Forwarded-For", "198.51.100.9")
+	if got := res.ClientIP(r).String(); got != "198.51.100.9" {
+		t.Fatalf("ClientIP behind proxy 10.1.2.3 = %s; want 198.51.100.9", got)
+	}
 }
