@@ -1,6 +1,8 @@
 package password_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -39,4 +41,25 @@ func ExampleVerifyDummy() {
 	}
 	fmt.Println(signIn("nobody@example.org", "whatever1"))
 	// Output: false
+}
+
+// A server hashes through one Gate: at most its memory budget of argon2id
+// at once, and ErrBusy (a 503) for a hash that finds no room in time.
+func ExampleGate() {
+	gate, err := password.NewGate(password.GateConfig{}) // 76 MiB: four hashes at once
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	encoded, err := gate.Hash(ctx, "correct horse battery staple")
+	if err != nil {
+		panic(err)
+	}
+	ok, err := gate.Verify(ctx, "correct horse battery staple", encoded)
+	if errors.Is(err, password.ErrBusy) {
+		fmt.Println("503: retry shortly")
+		return
+	}
+	fmt.Println(ok, err, gate.Computed(), gate.PeakKiB() <= password.DefaultGateMemory)
+	// Output: true <nil> 2 true
 }

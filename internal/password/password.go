@@ -13,6 +13,12 @@
 // Sign-in with an unknown email should call VerifyDummy, which costs the same
 // time as a wrong password, so response times do not reveal which emails have
 // accounts.
+//
+// A server hashes through a Gate, which bounds the argon2id memory held at
+// once (19 MiB per default hash), so a burst of sign-ins cannot exhaust it:
+//
+//	gate, err := password.NewGate(password.GateConfig{}) // 76 MiB, 1s wait
+//	ok, err := gate.Verify(ctx, pw, encoded)             // ErrBusy: answer 503
 package password
 
 import (
