@@ -24,7 +24,7 @@ func reportRoundTrips(b *testing.B, c *redisx.Client, before uint64) {
 func BenchmarkGet(b *testing.B) {
 	c := redistest.Client(b)
 	ctx := context.Background()
-	key := c.Keys().Script("bench")
+	key := c.Keys().Tagged("script", "bench")
 	if err := c.Set(ctx, key, []byte(`{"title":"Hamlet"}`), time.Hour); err != nil {
 		b.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func BenchmarkGet(b *testing.B) {
 func BenchmarkSet(b *testing.B) {
 	c := redistest.Client(b)
 	ctx := context.Background()
-	key := c.Keys().Script("bench")
+	key := c.Keys().Tagged("script", "bench")
 	value := []byte(`{"title":"Hamlet"}`)
 	b.ReportAllocs()
 	before := c.RoundTrips()
@@ -62,7 +62,7 @@ func BenchmarkSet(b *testing.B) {
 func BenchmarkCacheHit(b *testing.B) {
 	c := redistest.Client(b)
 	ctx := context.Background()
-	key := c.Keys().Script("bench")
+	key := c.Keys().Tagged("script", "bench")
 	type script struct {
 		ID, Title string
 	}
@@ -92,7 +92,7 @@ func BenchmarkIncr(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		// A few counters, as view counters of popular scripts.
-		key := c.Keys().ScriptViews(strconv.FormatInt(n.Add(1)%8, 10))
+		key := c.Keys().Tagged("views:script", strconv.FormatInt(n.Add(1)%8, 10))
 		for pb.Next() {
 			if _, err := c.Incr(ctx, key, 24*time.Hour); err != nil {
 				b.Fatal(err)

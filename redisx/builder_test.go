@@ -65,9 +65,9 @@ func TestBuilderMatchesRueidis(t *testing.T) {
 		name  string
 		build func(b rueidis.Builder) rueidis.Completed
 	}{
-		{"GET", func(b rueidis.Builder) rueidis.Completed { return b.Get().Key(k.User("1")).Build() }},
+		{"GET", func(b rueidis.Builder) rueidis.Completed { return b.Get().Key(k.Tagged("user", "1")).Build() }},
 		{"SET PX", func(b rueidis.Builder) rueidis.Completed {
-			return b.Set().Key(k.Script("9")).Value("v").PxMilliseconds(100).Build()
+			return b.Set().Key(k.Tagged("script", "9")).Value("v").PxMilliseconds(100).Build()
 		}},
 		{"MGET one tag", func(b rueidis.Builder) rueidis.Completed {
 			return b.Mget().Key(k.Tagged("s", "u1", "a"), k.Tagged("s", "u1", "b")).Build()
@@ -90,8 +90,8 @@ func TestBuilderMatchesRueidis(t *testing.T) {
 		})
 	}
 	t.Run("cross-slot MGET panics in both", func(t *testing.T) {
-		ourPanic, theirPanic := panicOf(func() { ours.B().Mget().Key(k.User("1"), k.User("2")).Build() }),
-			panicOf(func() { cluster.B().Mget().Key(k.User("1"), k.User("2")).Build() })
+		ourPanic, theirPanic := panicOf(func() { ours.B().Mget().Key(k.Tagged("user", "1"), k.Tagged("user", "2")).Build() }),
+			panicOf(func() { cluster.B().Mget().Key(k.Tagged("user", "1"), k.Tagged("user", "2")).Build() })
 		if ourPanic == "" || ourPanic != theirPanic {
 			t.Errorf("cross-slot MGET: ours panicked with %q, rueidis with %q; want the same panic", ourPanic, theirPanic)
 		}
@@ -105,7 +105,7 @@ func TestBuilderMatchesRueidis(t *testing.T) {
 		if err := exercise(context.Background(), c, "cluster"); err != nil {
 			t.Fatalf("Set/Get/Incr/HSet/Cache/Ping on Redis Cluster: %v", err)
 		}
-		if n, err := c.Delete(context.Background(), k.User("a"), k.User("b"), k.Script("c")); err != nil || n != 0 {
+		if n, err := c.Delete(context.Background(), k.Tagged("user", "a"), k.Tagged("user", "b"), k.Tagged("script", "c")); err != nil || n != 0 {
 			t.Errorf("Delete across slots = %d, %v; want 0, nil", n, err)
 		}
 	})

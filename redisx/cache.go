@@ -193,7 +193,7 @@ func (c *Client) cacheBytes(ctx context.Context, key string, opt CacheOptions, c
 		// Expired, corrupt or written by something else: load it again.
 	}
 	c.m.cacheMiss.Inc()
-	v, shared, err := c.flight.Do(ctx, key, func() ([]byte, error) {
+	v, shared, err := c.flight.Do(ctx, c.flightKey(key), func() ([]byte, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opt.LoadTimeout)
 		defer cancel()
 		defer context.AfterFunc(c.life, cancel)()
@@ -220,7 +220,7 @@ func finish(key string, cd codec, b []byte, err error) ([]byte, error) {
 // fallbackLoad runs load while Redis is down, still coalesced per key and
 // bounded, so a dead Redis does not turn into an unbounded database load.
 func (c *Client) fallbackLoad(ctx context.Context, key string, opt CacheOptions, cd codec) ([]byte, error) {
-	v, _, err := c.flight.Do(ctx, "fallback\x00"+key, func() ([]byte, error) {
+	v, _, err := c.flight.Do(ctx, "fallback\x00"+c.flightKey(key), func() ([]byte, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opt.LoadTimeout)
 		defer cancel()
 		select {
@@ -371,6 +371,7 @@ return 1`)
 // (CacheBytes's store checks its lease). Use it instead of Delete for keys
 // filled by Cache.
 func (c *Client) Invalidate(ctx context.Context, keys ...string) error {
+	c.invalidations.Add(1)
 	cmds := make([]rueidis.Completed, 0, len(keys))
 	for _, k := range keys {
 		lease, sameSlot := leaseKey(k)
@@ -386,6 +387,16 @@ func (c *Client) Invalidate(ctx context.Context, keys ...string) error {
 		}
 	}
 	return nil
+}
+
+// flightKey is the Flight key of a load of key: no join across a write. A
+// lookup that begins after an Invalidate began in this process never joins
+// a load begun before it (which may have read the data before the change),
+// even though storeIfLeased keeps that load's result out of Redis: it
+// starts a load of its own. Invalidations are rare next to lookups, so one
+// count for every key is enough.
+func (c *Client) flightKey(key string) string {
+	return key + "\x00" + strconv.FormatUint(c.invalidations.Load(), 10)
 }
 
 // leaseKey names the load lease of a cache entry. Keys from Keys carry a
@@ -417,7 +428,7 @@ func (c *Client) refreshInBackground(key string, opt CacheOptions, cd codec) {
 		defer func() { <-c.refreshes }()
 		ctx, cancel := context.WithTimeout(c.life, opt.LoadTimeout)
 		defer cancel()
-		_, _, _ = c.flight.Do(ctx, key, func() ([]byte, error) {
+		_, _, _ = c.flight.Do(ctx, c.flightKey(key), func() ([]byte, error) {
 			return c.loadWithLease(ctx, key, opt, cd)
 		})
 	})

@@ -42,7 +42,7 @@ func TestCacheStampedeOneProcess(t *testing.T) {
 	// A generous deadline: a lookup that times out on a starved test box
 	// falls back to the loader by design, which is not what this tests.
 	rdb := redistest.Client(t, func(c *redisx.Config) { c.CommandTimeout = 10 * time.Second })
-	key := rdb.Keys().Script("stampede")
+	key := rdb.Keys().Tagged("script", "stampede")
 	var loads atomic.Int64
 	gate := make(chan struct{})
 	load := countingLoader(&loads, gate, play{"Hamlet", 5})
@@ -86,7 +86,7 @@ func TestCacheStampedeTwoInstances(t *testing.T) {
 	cfg := redistest.Config(t)
 	cfg.CommandTimeout = 10 * time.Second // as in TestCacheStampedeOneProcess
 	a, b := redistest.Connect(t, cfg), redistest.Connect(t, cfg)
-	key := a.Keys().Script("two")
+	key := a.Keys().Tagged("script", "two")
 	var loads atomic.Int64
 	load := func(ctx context.Context) (play, error) {
 		loads.Add(1)
@@ -119,7 +119,7 @@ func TestCacheStampedeTwoInstances(t *testing.T) {
 	}
 
 	t.Run("a dead holder's lease expires and a waiter takes over", func(t *testing.T) {
-		key := a.Keys().Script("orphan")
+		key := a.Keys().Tagged("script", "orphan")
 		// A holder that took the lease and died: nobody will store a value.
 		if err := a.Do(context.Background(), a.B().Set().Key(key+":lease").Value("dead").Nx().PxMilliseconds(300).Build()).Error(); err != nil {
 			t.Fatal(err)
@@ -144,7 +144,7 @@ func TestCacheStampedeTwoInstances(t *testing.T) {
 func TestCacheFirstCallerCancelled(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.Client(t)
-	key := rdb.Keys().Script("cancel")
+	key := rdb.Keys().Tagged("script", "cancel")
 	started := make(chan struct{})
 	gate := make(chan struct{})
 	var loaderCtxErr atomic.Value
@@ -201,7 +201,7 @@ func TestCacheFirstCallerCancelled(t *testing.T) {
 func TestCacheWaitersGetLoaderError(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.Client(t)
-	key := rdb.Keys().Script("fails")
+	key := rdb.Keys().Tagged("script", "fails")
 	errDB := errors.New("database is on fire")
 	var loads atomic.Int64
 	load := func(ctx context.Context) (play, error) {
@@ -234,7 +234,7 @@ func TestCacheWaitersGetLoaderError(t *testing.T) {
 func TestCachePanickingLoader(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.Client(t)
-	key := rdb.Keys().Script("panics")
+	key := rdb.Keys().Tagged("script", "panics")
 	load := func(ctx context.Context) (play, error) {
 		time.Sleep(50 * time.Millisecond)
 		panic("loader bug")
@@ -279,7 +279,7 @@ func TestCacheNegative(t *testing.T) {
 
 	t.Run("cached for NegativeTTL", func(t *testing.T) {
 		loads.Store(0)
-		key := rdb.Keys().User("ghost")
+		key := rdb.Keys().Tagged("user", "ghost")
 		opt := redisx.CacheOptions{TTL: time.Minute, NotFound: isNoRow, NegativeTTL: 300 * time.Millisecond}
 		_, err := redisx.CacheWith(ctx, rdb, key, opt, load)
 		if !errors.Is(err, redisx.ErrNotFound) || !errors.Is(err, errNoRow) {
@@ -304,7 +304,7 @@ func TestCacheNegative(t *testing.T) {
 	})
 	t.Run("not cached without NegativeTTL", func(t *testing.T) {
 		loads.Store(0)
-		key := rdb.Keys().User("ghost2")
+		key := rdb.Keys().Tagged("user", "ghost2")
 		opt := redisx.CacheOptions{TTL: time.Minute, NotFound: isNoRow}
 		for range 3 {
 			if _, err := redisx.CacheWith(ctx, rdb, key, opt, load); !errors.Is(err, redisx.ErrNotFound) {
@@ -374,7 +374,7 @@ func TestCacheStaleWhileRevalidate(t *testing.T) {
 	cfg := redistest.Config(t)
 	cfg.CommandTimeout = 10 * time.Second // as in TestCacheStampedeOneProcess
 	a, b := redistest.Connect(t, cfg), redistest.Connect(t, cfg)
-	key := a.Keys().Script("swr")
+	key := a.Keys().Tagged("script", "swr")
 	ctx := context.Background()
 	opt := redisx.CacheOptions{TTL: 200 * time.Millisecond, StaleFor: 10 * time.Second, Jitter: -1}
 
@@ -448,7 +448,7 @@ func TestCacheCorruptOrForeignEntry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key := rdb.Keys().Script(tt.name)
+			key := rdb.Keys().Tagged("script", tt.name)
 			if err := tt.store(key); err != nil {
 				t.Fatal(err)
 			}
@@ -492,7 +492,7 @@ func TestCacheInvalidateDuringLoad(t *testing.T) {
 	for _, key := range []string{"tagged", "untagged"} {
 		t.Run(key, func(t *testing.T) {
 			rdb := redistest.Client(t)
-			k := rdb.Keys().LicensesByUser("u1")
+			k := rdb.Keys().Tagged("licenses:user", "u1")
 			if key == "untagged" {
 				k = rdb.Keys().Join("plain", "u1")
 			}
@@ -553,7 +553,7 @@ func TestCacheMissRoundTrips(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	k := rdb.Keys().User("rt")
+	k := rdb.Keys().Tagged("user", "rt")
 	// Load the scripts first, so NOSCRIPT does not count: on a key with the
 	// same hash tag, so on a cluster it is the same node.
 	if _, err := redisx.Cache(ctx, rdb, rdb.Keys().Tagged("user", "rt", "warm"), time.Minute, func(context.Context) (int, error) { return 1, nil }); err != nil {

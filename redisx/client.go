@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/redis/rueidis"
-	"github.com/sony/gobreaker/v2"
 )
 
 // Client is the Redis service: a rueidis client behind per-call deadlines,
@@ -22,14 +22,11 @@ type Client struct {
 	keys    Keys
 	opt     rueidis.ClientOption
 	rdb     atomic.Pointer[rueidis.Client] // nil until the first connection succeeds
-	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
-	// slotBreakers (Cluster only) guard groups of hash slots; see New.
-	slotBreakers     []*gobreaker.TwoStepCircuitBreaker[struct{}]
-	openBreakers     atomic.Int64
-	halfOpenBreakers atomic.Int64
-	m                *metrics
-	flight           Flight[[]byte]
-	loads            chan struct{} // bounds loader calls while Redis is down
+	routing atomic.Pointer[route]          // the circuit breakers, one per node (nodes.go)
+	topo    topologyWatch                  // the state of the watcher that keeps routing up to date
+	m       *metrics
+	flight  Flight[[]byte]
+	loads   chan struct{} // bounds loader calls while Redis is down
 	// refreshes bounds stale-while-revalidate refreshes in the background.
 	refreshes chan struct{}
 
@@ -45,6 +42,10 @@ type Client struct {
 	closing   bool
 	bg        sync.WaitGroup // the connect loop and background refreshes
 	roundTrip atomic.Uint64
+	written   writtenLog // read-your-writes marks for the local tier (local.go)
+	// invalidations counts Invalidate calls begun, so no lookup joins a
+	// load begun before one (cache.go flightKey).
+	invalidations atomic.Uint64
 	// lastConnErr is why the first connection has not been made yet, so
 	// callers see "wrong password", not just "not connected".
 	lastConnErr atomic.Pointer[error]
@@ -90,18 +91,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c.life, c.stop = context.WithCancel(context.Background())
 	c.opt = c.clientOption()
-	c.breaker = c.newBreaker("redis")
-	if cfg.Cluster {
-		// One breaker per group of slots, so one master's outage or
-		// failover fails fast for its own slots only, while the other
-		// masters keep serving theirs. Masters own contiguous slot ranges,
-		// so a group of 64 slots almost always lives on one master.
-		c.slotBreakers = make([]*gobreaker.TwoStepCircuitBreaker[struct{}], 1<<14>>slotGroupShift)
-		for i := range c.slotBreakers {
-			lo := i << slotGroupShift
-			c.slotBreakers[i] = c.newBreaker(fmt.Sprintf("redis slots %d-%d", lo, lo+1<<slotGroupShift-1))
-		}
-	}
+	// One breaker until the first connection; then one per node (nodes.go).
+	c.routing.Store(&route{any: c.newBreaker("")})
 
 	if err := c.connect(ctx); err != nil {
 		c.lastConnErr.Store(&err)
@@ -112,60 +103,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// slotGroupShift makes groups of 64 hash slots, one breaker each (Cluster).
-const slotGroupShift = 6
-
 // keylessSlot is the slot our builder gives a command without keys
 // (rueidis's InitSlot): it may go to any node.
 const keylessSlot = 1 << 14
-
-func (c *Client) newBreaker(name string) *gobreaker.TwoStepCircuitBreaker[struct{}] {
-	cfg := c.cfg
-	return gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        name,
-		MaxRequests: 1,
-		Timeout:     cfg.BreakerOpenFor,
-		ReadyToTrip: func(counts gobreaker.Counts) bool {
-			return counts.ConsecutiveFailures >= cfg.BreakerFailures
-		},
-		IsExcluded: func(err error) bool { return errors.Is(err, errBreakerExcluded) },
-		// Called with the breaker's lock held: it must not call into it.
-		OnStateChange: func(name string, from, to gobreaker.State) {
-			c.breakerMoved(from, to)
-			cfg.Logger.Warn("redis circuit breaker", "breaker", name, "from", from.String(), "to", to.String())
-		},
-	})
-}
-
-// breakerMoved keeps count of open and half-open breakers, for the gauge
-// (the worst state of any breaker) and Healthy.
-func (c *Client) breakerMoved(from, to gobreaker.State) {
-	for st, d := range map[gobreaker.State]int64{from: -1, to: 1} {
-		switch st {
-		case gobreaker.StateOpen:
-			c.openBreakers.Add(d)
-		case gobreaker.StateHalfOpen:
-			c.halfOpenBreakers.Add(d)
-		}
-	}
-	switch {
-	case c.openBreakers.Load() > 0:
-		c.m.breakerState.Set(float64(gobreaker.StateOpen))
-	case c.halfOpenBreakers.Load() > 0:
-		c.m.breakerState.Set(float64(gobreaker.StateHalfOpen))
-	default:
-		c.m.breakerState.Set(float64(gobreaker.StateClosed))
-	}
-}
-
-// breakerFor returns the breaker guarding a command for slot: the slot
-// group's in Cluster mode, else (and for keyless commands) the client's.
-func (c *Client) breakerFor(slot uint16) *gobreaker.TwoStepCircuitBreaker[struct{}] {
-	if c.slotBreakers == nil || slot >= keylessSlot {
-		return c.breaker
-	}
-	return c.slotBreakers[slot>>slotGroupShift]
-}
 
 // goBackground runs fn in a goroutine that Close waits for, unless the
 // client is closing; it reports whether fn was started.
@@ -200,12 +140,23 @@ func (c *Client) clientOption() rueidis.ClientOption {
 		ConnWriteTimeout:  cfg.CommandTimeout + cfg.DialTimeout,
 		CacheSizeEachConn: cfg.LocalCacheBytes,
 		DisableCache:      cfg.DisableLocalCache,
+		// With the local tier on, one connection per node: local copies and
+		// their invalidations live on the connection that read them, and
+		// rueidis spreads plain commands over a node's connections at
+		// random, so only with one is every answer from a node proof that
+		// the connection holding its copies is alive (local.go).
+		PipelineMultiplex: localTierMultiplex(cfg.DisableLocalCache),
 		// rueidis retries only commands marked read-only or retryable; we
 		// mark idempotent writes ourselves (ToRetryable), so INCR, EVALSHA
 		// and MULTI blocks are never applied twice. A negative delay from
-		// the hook means "do not retry", as in rueidis.
+		// the hook means "do not retry", as in rueidis. A retry waits at
+		// most BreakerOpenFor, the pace at which a dead node is tried
+		// anyway: after a failover rueidis's next attempt goes to the
+		// promoted master, and with a longer wait the call would wait past
+		// that moment, or fail at once where the wait would pass its
+		// deadline (rueidis then skips the retry).
 		RetryDelay: func(attempts int, _ rueidis.Completed, _ error) time.Duration {
-			return cfg.RetryStrategy(attempts)
+			return min(cfg.RetryStrategy(attempts), cfg.BreakerOpenFor)
 		},
 	}
 	if cfg.SentinelMaster != "" {
@@ -242,8 +193,13 @@ func (c *Client) connect(ctx context.Context) error {
 		if r.err != nil {
 			return r.err
 		}
+		// The breakers follow the topology from the first call on.
+		c.followTopology(ctx, r.rdb)
 		c.rdb.Store(&r.rdb)
 		c.cfg.Logger.Info("redis connected", "addrs", c.cfg.Addrs)
+		if c.cfg.SentinelMaster != "" || c.cfg.Cluster {
+			c.goBackground(func() { c.watchTopology(r.rdb) })
+		}
 		return nil
 	case <-ctx.Done():
 		// A late success is closed, not leaked.
@@ -313,16 +269,21 @@ func (c *Client) RoundTrips() uint64 { return c.roundTrip.Load() }
 // ErrUnavailable; a cancelled ctx comes back as ctx's error; Redis's own
 // replies (nil, WRONGTYPE, ...) come back as they are.
 func (c *Client) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
-	rdb, done, err := c.admit(ctx, cmd.Slot())
+	rdb, n, done, err := c.admit(ctx, cmd.Slot())
 	if err != nil {
 		return rueidis.NewErrorResult(err)
 	}
 	c.sent(cmd.Commands()[:1])
+	var names []string
+	if c.cfg.CommandObserver != nil {
+		names = []string{cmd.Commands()[0]} // read now: rueidis recycles cmd
+	}
 	dctx, cancel := c.deadline(ctx)
 	start := time.Now()
 	res := rdb.Do(dctx, cmd)
 	cancel()
-	if err := c.end(ctx, start, done, res.Error()); err != nil {
+	c.observed(ctx, names, start, res.Error())
+	if err := c.end(ctx, start, n, done, res.Error()); err != nil {
 		return rueidis.NewErrorResult(err)
 	}
 	return res
@@ -341,71 +302,145 @@ func (c *Client) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueid
 			break
 		}
 	}
-	rdb, done, err := c.admit(ctx, slot)
+	rdb, n, done, err := c.admit(ctx, slot)
 	if err != nil {
 		return errorResults(len(cmds), err)
 	}
-	if c.cfg.CommandHook != nil {
-		names := make([]string, len(cmds))
+	if len(cmds) >= dedicatedPipeline {
+		n = nil // on a connection of its own: it says nothing of the node's
+	}
+	var names []string
+	if c.cfg.CommandHook != nil || c.cfg.CommandObserver != nil {
+		names = make([]string, len(cmds))
 		for i := range cmds {
 			names[i] = cmds[i].Commands()[0]
 		}
-		c.sent(names)
-	} else {
-		c.sent(nil)
 	}
+	c.sent(names)
 	dctx, cancel := c.deadline(ctx)
 	start := time.Now()
 	res := rdb.DoMulti(dctx, cmds...)
 	cancel()
-	var failure error
+	var failure, first error
 	for _, r := range res {
-		if e := r.Error(); isConnectionFailure(e) {
+		e := r.Error()
+		if first == nil && e != nil && !rueidis.IsRedisNil(e) {
+			first = e
+		}
+		if isConnectionFailure(e) {
 			failure = e
 			break
 		}
 	}
-	if c.end(ctx, start, done, failure) != nil {
-		for i, r := range res {
-			if e := r.Error(); isConnectionFailure(e) {
-				res[i] = rueidis.NewErrorResult(c.callerError(ctx, e))
-			}
-		}
+	c.observed(ctx, names, start, first)
+	if c.end(ctx, start, n, done, failure) != nil {
+		c.replaceFailures(ctx, res)
 	}
 	return res
 }
 
+// replaceFailures gives each result that failed on the connection the
+// error callers see (ErrUnavailable, or ctx's own when it was cancelled).
+func (c *Client) replaceFailures(ctx context.Context, res []rueidis.RedisResult) {
+	for i, r := range res {
+		if e := r.Error(); isConnectionFailure(e) {
+			res[i] = rueidis.NewErrorResult(c.callerError(ctx, e))
+		}
+	}
+}
+
 // DoCache sends a read through rueidis's server-assisted client-side cache:
-// a local hit costs no round trip; Redis invalidates the local copy when the
-// key changes, and ttl bounds how long it is kept in any case. While the
-// breaker is open even local hits are refused: an entry is never served
-// after the connection was lost and before Redis answered again.
+// a local hit costs no round trip, no timer and no allocation; Redis
+// invalidates the local copy when the key changes, and ttl bounds how long
+// it is kept in any case. A copy is served only under the local tier's
+// rules (local.go): the connection holding it answered within LocalLease,
+// and this process has not written the key since the copy was made
+// (MarkWritten). While the breaker is open even local hits are refused.
 func (c *Client) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {
-	rdb, done, err := c.admit(ctx, cmd.Slot())
+	return c.cacheRead(ctx, time.Time{}, cmd, ttl)
+}
+
+// DoCacheBefore is DoCache bounded by deadline when that comes before the
+// client's CommandTimeout (httpcache's LookupTimeout), still arming no
+// timer on a local hit.
+func (c *Client) DoCacheBefore(ctx context.Context, deadline time.Time, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {
+	return c.cacheRead(ctx, deadline, cmd, ttl)
+}
+
+func (c *Client) cacheRead(ctx context.Context, deadline time.Time, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {
+	// Read the arguments now: rueidis recycles the command once answered.
+	args := cmd.Commands()
+	since := c.written.reading(ttl)
+	var plain []string // the command's arguments, kept when a hit may not serve
+	if c.written.marked(cacheKey(cmd)) {
+		plain = slices.Clone(args)
+	}
+	return c.cacheOnce(ctx, deadline, cmd, args, plain, ttl, since, true)
+}
+
+// cacheOnce is one read of cmd (whose arguments are args) through the
+// local tier. renew says whether a lapsed lease may be renewed and the
+// read made again; that second read is made from plain, a copy of args.
+func (c *Client) cacheOnce(ctx context.Context, deadline time.Time, cmd rueidis.Cacheable, args, plain []string, ttl time.Duration, since uint64, renew bool) rueidis.RedisResult {
+	name, key := args[0], cacheKey(cmd)
+	rdb, n, done, err := c.admit(ctx, cmd.Slot())
 	if err != nil {
 		return rueidis.NewErrorResult(err)
 	}
-	// Read the name now: rueidis recycles the command once it is answered.
-	name := cmd.Commands()[0]
-	dctx, cancel := c.deadline(ctx)
-	start := time.Now()
-	res := rdb.DoCache(dctx, cmd, ttl)
-	cancel()
+	now := time.Now()
+	lapsed := c.leaseLapsed(n, now)
+	if lapsed && plain == nil {
+		plain = slices.Clone(args)
+	}
+	lazy := c.lazyDeadlineFor(ctx, deadline)
+	res := rdb.DoCache(lazy.context(ctx), cmd, ttl)
+	lazy.release()
 	if res.IsCacheHit() {
-		c.m.localHits.Inc()
 		// A local hit says nothing about Redis's health: it must neither
 		// close a half-open breaker nor reset the failure count.
 		done(errBreakerExcluded)
+		written := plain != nil && !c.written.trust(key, true, since)
+		switch {
+		case renew && (lapsed || written):
+			// The connection holding the copy has not answered lately, or
+			// this process wrote the key and its invalidation may still be
+			// on the way: one round trip on that connection brings what it
+			// holds up to date, then read that.
+			if err := c.renewLease(ctx, deadline, key); err != nil {
+				return rueidis.NewErrorResult(err)
+			}
+			c.written.settled(key, since)
+			return c.cacheOnce(ctx, deadline, rueidis.Cacheable(plainRead(plain)), plain, plain, ttl, since, false)
+		case written:
+			// Written again meanwhile: ask Redis itself.
+			return c.doBefore(ctx, deadline, plainRead(plain))
+		}
+		c.m.localHits.Inc()
+		c.renewSoon(n, now, key)
 		return res
 	}
 	c.roundTrip.Add(1)
 	if c.cfg.CommandHook != nil {
 		c.cfg.CommandHook([]string{name})
 	}
-	if err := c.end(ctx, start, done, res.Error()); err != nil {
+	c.observed(ctx, []string{name}, now, res.Error())
+	if err := c.end(ctx, now, n, done, res.Error()); err != nil {
 		return rueidis.NewErrorResult(err)
 	}
+	if plain != nil {
+		c.written.trust(key, false, since)
+	}
 	return res
+}
+
+// doBefore is Do bounded by deadline too, when it is set.
+func (c *Client) doBefore(ctx context.Context, deadline time.Time, cmd rueidis.Completed) rueidis.RedisResult {
+	if deadline.IsZero() {
+		return c.Do(ctx, cmd)
+	}
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	return c.Do(dctx, cmd) // a passed deadline comes back as ErrUnavailable (end)
 }
 
 func errorResults(n int, err error) []rueidis.RedisResult {
@@ -419,27 +454,28 @@ func errorResults(n int, err error) []rueidis.RedisResult {
 // admit checks that the caller still waits, that the client is open and
 // connected, and that the breaker lets the call through. Nothing here
 // touches the network, so a refused call costs microseconds.
-func (c *Client) admit(ctx context.Context, slot uint16) (rueidis.Client, func(error), error) {
+func (c *Client) admit(ctx context.Context, slot uint16) (rueidis.Client, *nodeBreaker, func(error), error) {
 	if err := ctx.Err(); err != nil {
 		// The caller gave up before we started: not Redis's fault.
-		return nil, nil, c.callerError(ctx, err)
+		return nil, nil, nil, c.callerError(ctx, err)
 	}
 	select {
 	case <-c.closed:
-		return nil, nil, ErrClosed
+		return nil, nil, nil, ErrClosed
 	default:
 	}
 	rdb := c.rdb.Load()
 	if rdb == nil {
 		c.m.errNotConnected.Inc()
-		return nil, nil, c.notConnected()
+		return nil, nil, nil, c.notConnected()
 	}
-	done, err := c.breakerFor(slot).Allow()
+	n := c.breakerFor(slot)
+	done, err := n.Allow()
 	if err != nil {
 		c.m.errBreakerOpen.Inc()
-		return nil, nil, unavailable(err)
+		return nil, nil, nil, unavailable(err)
 	}
-	return *rdb, done, nil
+	return *rdb, n, done, nil
 }
 
 // sent counts one round trip and shows the hook its command names.
@@ -450,15 +486,34 @@ func (c *Client) sent(names []string) {
 	}
 }
 
-// end records the outcome with the breaker and metrics, and returns the
-// error to give the caller instead of Redis's, or nil to keep the result.
-// ctx is the caller's context (not the one with the client's deadline,
-// which is always cancelled by the time end runs).
-func (c *Client) end(ctx context.Context, start time.Time, done func(error), err error) error {
+// observed tells Config.CommandObserver of one round trip; a Redis nil
+// reply is an answer, not an error.
+func (c *Client) observed(ctx context.Context, names []string, start time.Time, err error) {
+	if c.cfg.CommandObserver == nil || len(names) == 0 {
+		return
+	}
+	if rueidis.IsRedisNil(err) {
+		err = nil
+	}
+	c.cfg.CommandObserver(ctx, names, start, err)
+}
+
+// end records the outcome with the breaker, the node's lease (n, nil when
+// the command did not go over the node's connection) and the metrics, and
+// returns the error to give the caller instead of Redis's, or nil to keep
+// the result. ctx is the caller's context (not the one with the client's
+// deadline, which is always cancelled by the time end runs).
+func (c *Client) end(ctx context.Context, start time.Time, n *nodeBreaker, done func(error), err error) error {
 	c.m.duration.Observe(time.Since(start).Seconds())
 	if !isConnectionFailure(err) {
 		done(nil)
+		if n != nil {
+			n.answered(start)
+		}
 		return nil
+	}
+	if n != nil {
+		n.lost()
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		// The caller gave up; that says nothing about Redis.
@@ -537,15 +592,15 @@ func (c *Client) Close() {
 	})
 }
 
-// beginNames is admit for callers without a context at hand (scan.go):
-// it also reports names, when not nil, as one round trip.
-func (c *Client) beginNames(names []string) (rueidis.Client, func(error), error) {
-	rdb, done, err := c.admit(context.Background(), keylessSlot)
-	if err != nil {
-		return nil, nil, err
+// dedicatedPipeline is rueidis's BlockingPipeline default: a pipeline of
+// this many commands goes over a connection of its own.
+const dedicatedPipeline = 2000
+
+// localTierMultiplex is rueidis's PipelineMultiplex: one connection per
+// node (-1) with the local tier on, rueidis's default (0) without.
+func localTierMultiplex(disabled bool) int {
+	if disabled {
+		return 0
 	}
-	if names != nil {
-		c.sent(names)
-	}
-	return rdb, done, nil
+	return -1
 }

@@ -1,6 +1,7 @@
 package redisx
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -53,15 +54,16 @@ type Config struct {
 	// jitter. It paces the attempts to make the first connection (a wait
 	// below 10ms counts as 10ms) and rueidis's retries of idempotent
 	// commands after a broken connection (a negative wait means "do not
-	// retry"). Once connected, a broken connection is redialled by the next
+	// retry"; those waits are at most BreakerOpenFor). Once connected, a broken connection is redialled by the next
 	// call, and while Redis stays down the circuit breaker lets one probe
 	// call through every BreakerOpenFor, so a dead Redis is never hammered.
 	RetryStrategy func(attempt int) time.Duration
 
 	// BreakerFailures is how many consecutive connection failures or
-	// timeouts open the circuit breaker. The default is 5. In Cluster mode
-	// each group of 64 hash slots has a breaker of its own, so one
-	// master's outage does not fail calls to the others.
+	// timeouts open a circuit breaker. The default is 5. Breakers are kept
+	// per node: with Sentinel the current master's, in Cluster mode one per
+	// master, so one master's outage does not fail calls to the others; a
+	// promoted master starts with a closed breaker of its own.
 	BreakerFailures uint32
 
 	// BreakerOpenFor is how long the breaker stays open before it lets one
@@ -74,6 +76,12 @@ type Config struct {
 	LocalCacheBytes   int
 	DisableLocalCache bool
 
+	// LocalLease is how recently the connection holding a local copy must
+	// have answered for the copy to be served (local.go): the longest an
+	// instance cut off from Redis by a hung connection may serve what
+	// another instance changed. The default is 100ms, API.md's bound.
+	LocalLease time.Duration
+
 	// ClientName is sent with CLIENT SETNAME. The default is "theaterd".
 	ClientName string
 
@@ -84,6 +92,13 @@ type Config struct {
 	// (never its arguments), one call per round trip. Tests use it to count
 	// round trips and to prove commands like KEYS are never sent.
 	CommandHook func(names []string)
+
+	// CommandObserver, if set, is told of every round trip as it ends: the
+	// caller's context, the command names (never their arguments), when it
+	// started and the error it ended with (nil for a reply, a Redis nil
+	// reply included). Local cache hits make no round trip and are not
+	// reported. internal/tracing makes a span of each.
+	CommandObserver func(ctx context.Context, names []string, start time.Time, err error)
 }
 
 const (
@@ -94,6 +109,7 @@ const (
 	defaultBreakerFails   = 5
 	defaultBreakerOpenFor = 250 * time.Millisecond
 	defaultLocalCache     = 32 << 20
+	defaultLocalLease     = 100 * time.Millisecond
 )
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -121,6 +137,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.LocalCacheBytes == 0 {
 		cfg.LocalCacheBytes = defaultLocalCache
+	}
+	if cfg.LocalLease == 0 {
+		cfg.LocalLease = defaultLocalLease
 	}
 	if cfg.ClientName == "" {
 		cfg.ClientName = "theaterd"
@@ -162,7 +181,7 @@ func (cfg Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		d    time.Duration
-	}{{"DialTimeout", cfg.DialTimeout}, {"CommandTimeout", cfg.CommandTimeout}, {"BreakerOpenFor", cfg.BreakerOpenFor}} {
+	}{{"DialTimeout", cfg.DialTimeout}, {"CommandTimeout", cfg.CommandTimeout}, {"BreakerOpenFor", cfg.BreakerOpenFor}, {"LocalLease", cfg.LocalLease}} {
 		if d.d < 0 {
 			return bad("%s must not be negative", d.name)
 		}

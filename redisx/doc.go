@@ -5,8 +5,8 @@
 // scripts, health checks and Prometheus collectors.
 //
 // Redis trouble is reported, never hidden: every call has a deadline, a
-// circuit breaker (sony/gobreaker, with half-open probing; one per slot
-// group in Cluster mode) turns a dead Redis into an ErrUnavailable that
+// circuit breaker (sony/gobreaker, with half-open probing; one per node,
+// following failovers) turns a dead Redis into an ErrUnavailable that
 // costs microseconds, and the client reconnects by itself. New never fails
 // because Redis is down; only a bad Config is an error. While Redis is
 // down, Cache answers from its loader (coalesced, at most 16 loads at a
@@ -20,6 +20,6 @@
 //	rdb, err := redisx.New(ctx, redisx.Config{Addrs: []string{"localhost:6379"}})
 //	if err != nil { ... }
 //	defer rdb.Close()
-//	user, err := redisx.Cache(ctx, rdb, rdb.Keys().User(id), time.Hour,
+//	user, err := redisx.Cache(ctx, rdb, rdb.Keys().Tagged("user", id), time.Hour,
 //		func(ctx context.Context) (User, error) { return db.UserByID(ctx, id) })
 package redisx

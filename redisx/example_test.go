@@ -31,7 +31,7 @@ func ExampleCache() {
 		loads++ // the database query
 		return user{ID: "42", Name: "Ada"}, nil
 	}
-	key := rdb.Keys().User("42")
+	key := rdb.Keys().Tagged("user", "42")
 	defer rdb.Delete(ctx, key)
 
 	for range 3 {
@@ -55,24 +55,24 @@ func ExampleKeys() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(keys.User("42"))
-	fmt.Println(keys.ScriptViews("7"))
-	fmt.Println(keys.ScriptsList("genre=drama&page=1"))
+	fmt.Println(keys.Tagged("user", "42"))
+	fmt.Println(keys.Tagged("scripts:list", "genre=drama&page=1"))
 	fmt.Println(keys.Session("a*b{c} d")) // ids are escaped, never passed through
 	fmt.Println(keys.Tagged("sessions", "42", "index"))
+	fmt.Println(keys.Join("lock", "a:b"))
 	// Output:
 	// tsp:user:{42}
-	// tsp:views:script:{7}
 	// tsp:scripts:list:{genre=drama&page=1}
 	// tsp:session:{a%2Ab%7Bc%7D%20d}
 	// tsp:sessions:{42}:index
+	// tsp:lock:a%3Ab
 }
 
 func ExampleClient_Incr() {
 	rdb := exampleClient()
 	defer rdb.Close()
 	ctx := context.Background()
-	key := rdb.Keys().ScriptViews("7")
+	key := rdb.Keys().Tagged("views:script", "7")
 	defer rdb.Delete(ctx, key)
 
 	for range 3 {

@@ -12,9 +12,10 @@ import (
 const MaxKeyPart = 200
 
 // Keys builds every key the service writes, under one configurable prefix,
-// following the original guide's conventions: user:{id}, script:{id},
-// scripts:list:{params}, scripts:user:{id}, licenses:user:{id},
-// session:{id}, ratelimit:{identifier}, views:script:{id}.
+// following the original guide's conventions: namespace:{id}. The toolkit's
+// own keys have names here (Session, RateLimit); an application names its
+// keys with Tagged and Join (the server's user:{id}, script:{id},
+// licenses:user:{id} and views:script:{id} live in internal/httpapi).
 //
 // The braces are meant literally: the id is the key's Redis Cluster hash
 // tag. So every key about one user (their profile, scripts, licences and
@@ -47,31 +48,15 @@ func NewKeys(prefix string) (Keys, error) {
 // Prefix returns the prefix every key starts with.
 func (k Keys) Prefix() string { return k.prefix }
 
-// User is the cache-aside key of a user's public profile: user:{id}.
-func (k Keys) User(id string) string { return k.Tagged("user", id) }
-
-// Script is the cache key of one script: script:{id}.
-func (k Keys) Script(id string) string { return k.Tagged("script", id) }
-
-// ScriptsList is the cache key of one page of the script list, where params
-// are the normalised query parameters: scripts:list:{params}.
-func (k Keys) ScriptsList(params string) string { return k.Tagged("scripts:list", params) }
-
-// ScriptsByUser is the cache key of an author's scripts: scripts:user:{id}.
-func (k Keys) ScriptsByUser(userID string) string { return k.Tagged("scripts:user", userID) }
-
-// LicensesByUser is the cache-aside key of a user's licences: licenses:user:{id}.
-func (k Keys) LicensesByUser(userID string) string { return k.Tagged("licenses:user", userID) }
-
 // Session is the key of one session: session:{id}.
 func (k Keys) Session(id string) string { return k.Tagged("session", id) }
 
-// RateLimit is the key of one limiter identifier: ratelimit:{identifier}.
-func (k Keys) RateLimit(identifier string) string { return k.Tagged("ratelimit", identifier) }
-
-// ScriptViews is the view counter of a script: views:script:{id}. It shares
-// the script's hash tag.
-func (k Keys) ScriptViews(id string) string { return k.Tagged("views:script", id) }
+// RateLimit is the key of one limiter identifier: ratelimit:{identifier},
+// then :suffix for each suffix (package ratelimit adds the limiter and
+// policy names), all under the identifier's hash tag.
+func (k Keys) RateLimit(identifier string, suffixes ...string) string {
+	return k.Tagged("ratelimit", identifier, suffixes...)
+}
 
 // Tagged builds prefix + namespace + ":{" + tag + "}" and then ":"+suffix for
 // each suffix. The tag and suffixes are escaped (suffixes also escape ':',

@@ -25,35 +25,30 @@ func TestKeysBuilders(t *testing.T) {
 	tests := []struct {
 		name, got, want string
 	}{
-		{"User", k.User("42"), "tsp:user:{42}"},
-		{"Script", k.Script("abc-DEF_1.2"), "tsp:script:{abc-DEF_1.2}"},
-		{"ScriptsList", k.ScriptsList("genre=drama&limit=20&page=1"), "tsp:scripts:list:{genre=drama&limit=20&page=1}"},
-		{"ScriptsByUser", k.ScriptsByUser("7"), "tsp:scripts:user:{7}"},
-		{"LicensesByUser", k.LicensesByUser("7"), "tsp:licenses:user:{7}"},
+		{"Tagged", k.Tagged("script", "abc-DEF_1.2"), "tsp:script:{abc-DEF_1.2}"},
 		{"Session", k.Session("tok"), "tsp:session:{tok}"},
 		{"RateLimit", k.RateLimit("ip:203.0.113.9"), "tsp:ratelimit:{ip:203.0.113.9}"},
-		{"ScriptViews", k.ScriptViews("9"), "tsp:views:script:{9}"},
 		{"Tagged with suffixes", k.Tagged("sessions", "u1", "index", "a:b", ""), "tsp:sessions:{u1}:index:a%3Ab:"},
 		{"Join", k.Join("lock", "a:b", "c"), "tsp:lock:a%3Ab:c"},
-		{"custom prefix", mustKeys(t, "prod:").User("1"), "prod:user:{1}"},
+		{"custom prefix", mustKeys(t, "prod:").Tagged("user", "1"), "prod:user:{1}"},
 
-		{"glob star", k.Script("a*b"), "tsp:script:{a%2Ab}"},
-		{"glob question", k.Script("?"), "tsp:script:{%3F}"},
-		{"glob class", k.Script("[a-z]"), "tsp:script:{%5Ba-z%5D}"},
-		{"backslash", k.Script(`a\b`), "tsp:script:{a%5Cb}"},
-		{"braces", k.User("{x}"), "tsp:user:{%7Bx%7D}"},
-		{"lone closing brace", k.User("a}b"), "tsp:user:{a%7Db}"},
-		{"space", k.Script("a b"), "tsp:script:{a%20b}"},
-		{"tab and newline", k.Script("a\tb\r\n"), "tsp:script:{a%09b%0D%0A}"},
-		{"NUL", k.Script("a\x00"), "tsp:script:{a%00}"},
-		{"DEL", k.Script("\x7f"), "tsp:script:{%7F}"},
-		{"percent", k.Script("100%"), "tsp:script:{100%25}"},
-		{"already escaped", k.Script("%2A"), "tsp:script:{%252A}"},
-		{"non-ASCII", k.Script("é"), "tsp:script:{%C3%A9}"},
-		{"invalid UTF-8", k.Script("\xff"), "tsp:script:{%FF}"},
-		{"empty id", k.User(""), "tsp:user:{%}"},
-		{"200 bytes kept", k.Script(strings.Repeat("y", 200)), "tsp:script:{" + strings.Repeat("y", 200) + "}"},
-		{"over 200 bytes hashed", k.Script(long), "tsp:script:{%sha256:" + sha256hex(long) + "}"},
+		{"glob star", k.Tagged("script", "a*b"), "tsp:script:{a%2Ab}"},
+		{"glob question", k.Tagged("script", "?"), "tsp:script:{%3F}"},
+		{"glob class", k.Tagged("script", "[a-z]"), "tsp:script:{%5Ba-z%5D}"},
+		{"backslash", k.Tagged("script", `a\b`), "tsp:script:{a%5Cb}"},
+		{"braces", k.Tagged("user", "{x}"), "tsp:user:{%7Bx%7D}"},
+		{"lone closing brace", k.Tagged("user", "a}b"), "tsp:user:{a%7Db}"},
+		{"space", k.Tagged("script", "a b"), "tsp:script:{a%20b}"},
+		{"tab and newline", k.Tagged("script", "a\tb\r\n"), "tsp:script:{a%09b%0D%0A}"},
+		{"NUL", k.Tagged("script", "a\x00"), "tsp:script:{a%00}"},
+		{"DEL", k.Tagged("script", "\x7f"), "tsp:script:{%7F}"},
+		{"percent", k.Tagged("script", "100%"), "tsp:script:{100%25}"},
+		{"already escaped", k.Tagged("script", "%2A"), "tsp:script:{%252A}"},
+		{"non-ASCII", k.Tagged("script", "é"), "tsp:script:{%C3%A9}"},
+		{"invalid UTF-8", k.Tagged("script", "\xff"), "tsp:script:{%FF}"},
+		{"empty id", k.Tagged("user", ""), "tsp:user:{%}"},
+		{"200 bytes kept", k.Tagged("script", strings.Repeat("y", 200)), "tsp:script:{" + strings.Repeat("y", 200) + "}"},
+		{"over 200 bytes hashed", k.Tagged("script", long), "tsp:script:{%sha256:" + sha256hex(long) + "}"},
 		{"EscapeKeyPart", redisx.EscapeKeyPart("a b:{c}"), "a%20b:%7Bc%7D"},
 	}
 	for _, tt := range tests {
@@ -128,10 +123,11 @@ func FuzzKeysEscaping(f *testing.F) {
 	f.Add("a:b", "a")
 	k := mustKeys(f, "fz:")
 	builders := map[string]func(string) string{
-		"User": k.User, "Script": k.Script, "ScriptsList": k.ScriptsList, "ScriptsByUser": k.ScriptsByUser,
-		"LicensesByUser": k.LicensesByUser, "Session": k.Session, "RateLimit": k.RateLimit, "ScriptViews": k.ScriptViews,
-		"Tagged tag":    func(s string) string { return k.Tagged("ns", s, "sfx") },
-		"Tagged suffix": func(s string) string { return k.Tagged("ns", "tag", s) },
+		"Session": k.Session, "RateLimit": func(s string) string { return k.RateLimit(s) },
+		"RateLimit suffix": func(s string) string { return k.RateLimit("id", "name", s) },
+		"Tagged":           func(s string) string { return k.Tagged("ns", s) },
+		"Tagged tag":       func(s string) string { return k.Tagged("ns", s, "sfx") },
+		"Tagged suffix":    func(s string) string { return k.Tagged("ns", "tag", s) },
 	}
 	f.Fuzz(func(t *testing.T, a, b string) {
 		for name, build := range builders {

@@ -1,17 +1,19 @@
 package redisx
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+)
 
 // metrics holds the client's Prometheus figures. They live on the Client,
 // not in package variables, so two clients never share counters; the
 // caller registers them with Collector. Every labelled series is resolved
 // once here, so the hot paths do an atomic add, never a label lookup.
 type metrics struct {
-	duration     prometheus.Histogram
-	errors       *prometheus.CounterVec
-	breakerState prometheus.Gauge
-	localHits    prometheus.Counter
-	cache        *prometheus.CounterVec
+	duration  prometheus.Histogram
+	errors    *prometheus.CounterVec
+	localHits prometheus.Counter
+	cache     *prometheus.CounterVec
 
 	errNotConnected, errBreakerOpen, errCanceled, errTimeout, errConnection prometheus.Counter
 
@@ -29,10 +31,6 @@ func newMetrics() *metrics {
 			Name: "redisx_errors_total",
 			Help: "Calls that did not reach Redis or got no reply, by reason: not_connected, breaker_open, canceled, timeout, connection.",
 		}, []string{"reason"}),
-		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "redisx_breaker_state",
-			Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open; in Cluster mode the worst of the per-slot-group breakers.",
-		}),
 		localHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "redisx_local_cache_hits_total",
 			Help: "Reads answered by the client-side cache without a round trip.",
@@ -58,7 +56,7 @@ func newMetrics() *metrics {
 //	redisx_round_trips_total                 counter: round trips (a pipeline counts once)
 //	redisx_command_duration_seconds          histogram: latency of each round trip
 //	redisx_errors_total{reason}              counter: not_connected, breaker_open, canceled, timeout, connection
-//	redisx_breaker_state                     gauge: 0 closed, 1 half-open, 2 open (the worst breaker's, in Cluster mode)
+//	redisx_breaker_state                     gauge: 0 closed, 1 half-open, 2 open (the worst breaker's: one per master in Cluster mode)
 //	redisx_connected                         gauge: 1 while connected and no breaker is open
 //	redisx_local_cache_hits_total            counter: client-side cache hits (no round trip)
 //	redisx_cache_requests_total{result}      counter: Cache lookups: hit, miss, stale, coalesced, fallback, error
@@ -71,13 +69,19 @@ func (c *Client) Collector() prometheus.Collector {
 		Name: "redisx_connected",
 		Help: "1 while a connection to Redis exists and the circuit breaker is not open, else 0.",
 	}, func() float64 {
-		if c.Connected() && c.openBreakers.Load() == 0 {
+		if c.Connected() && c.breakerState() != gobreaker.StateOpen {
 			return 1
 		}
 		return 0
 	})
+	// Read from the breakers in use when scraped: the set changes with
+	// the topology, and a dropped breaker must not count.
+	breaker := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "redisx_breaker_state",
+		Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open; in Cluster mode the worst of the per-master breakers.",
+	}, func() float64 { return float64(c.breakerState()) })
 	m := c.m
-	return collectors{rt, up, m.duration, m.errors, m.breakerState, m.localHits, m.cache}
+	return collectors{rt, up, m.duration, m.errors, breaker, m.localHits, m.cache}
 }
 
 // collectors makes several collectors register as one.

@@ -27,7 +27,7 @@ func TestCollector(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	key := rdb.Keys().Script("m")
+	key := rdb.Keys().Tagged("script", "m")
 	load := func(context.Context) (int, error) { return 1, nil }
 	for range 3 { // one miss, two hits
 		if _, err := redisx.Cache(ctx, rdb, key, time.Minute, load); err != nil {

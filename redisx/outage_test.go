@@ -55,19 +55,19 @@ func settledGoroutines() int {
 // exercise runs each kind of call once and reports the first error.
 func exercise(ctx context.Context, c *redisx.Client, tag string) error {
 	k := c.Keys()
-	if err := c.Set(ctx, k.Script(tag), []byte("x"), time.Minute); err != nil {
+	if err := c.Set(ctx, k.Tagged("script", tag), []byte("x"), time.Minute); err != nil {
 		return err
 	}
-	if _, _, err := c.Get(ctx, k.Script(tag)); err != nil {
+	if _, _, err := c.Get(ctx, k.Tagged("script", tag)); err != nil {
 		return err
 	}
-	if _, err := c.Incr(ctx, k.ScriptViews(tag), time.Minute); err != nil {
+	if _, err := c.Incr(ctx, k.Tagged("views:script", tag), time.Minute); err != nil {
 		return err
 	}
 	if err := c.HSet(ctx, k.Session(tag), map[string]string{"a": "b"}, time.Minute); err != nil {
 		return err
 	}
-	if _, err := redisx.Cache(ctx, c, k.User(tag), time.Minute, func(context.Context) (string, error) { return "u", nil }); err != nil {
+	if _, err := redisx.Cache(ctx, c, k.Tagged("user", tag), time.Minute, func(context.Context) (string, error) { return "u", nil }); err != nil {
 		return err
 	}
 	return c.Ping(ctx)
@@ -104,7 +104,7 @@ func TestOutage(t *testing.T) {
 				const deadline = 800 * time.Millisecond
 				cctx, cancel := context.WithTimeout(ctx, deadline)
 				began := time.Now()
-				v, err := redisx.Cache(cctx, c, c.Keys().User(fmt.Sprint("down", i)), time.Minute,
+				v, err := redisx.Cache(cctx, c, c.Keys().Tagged("user", fmt.Sprint("down", i)), time.Minute,
 					func(context.Context) (string, error) { return "from the database", nil })
 				took := time.Since(began)
 				cancel()
@@ -119,7 +119,7 @@ func TestOutage(t *testing.T) {
 			// Calls fail with ErrUnavailable until the breaker opens...
 			waitFor(t, 10*time.Second, "the breaker to open", func() bool {
 				began := time.Now()
-				_, _, err := c.Get(ctx, c.Keys().Script("probe"))
+				_, _, err := c.Get(ctx, c.Keys().Tagged("script", "probe"))
 				if !errors.Is(err, redisx.ErrUnavailable) {
 					t.Fatalf("Get with Redis down: err = %v; want ErrUnavailable", err)
 				}
@@ -132,11 +132,11 @@ func TestOutage(t *testing.T) {
 				var err error
 				switch i % 4 {
 				case 0:
-					_, _, err = c.Get(ctx, c.Keys().Script("fast"))
+					_, _, err = c.Get(ctx, c.Keys().Tagged("script", "fast"))
 				case 1:
-					_, err = c.Incr(ctx, c.Keys().ScriptViews("fast"), time.Minute)
+					_, err = c.Incr(ctx, c.Keys().Tagged("views:script", "fast"), time.Minute)
 				case 2:
-					err = c.Set(ctx, c.Keys().Script("fast"), []byte("x"), time.Minute)
+					err = c.Set(ctx, c.Keys().Tagged("script", "fast"), []byte("x"), time.Minute)
 				case 3:
 					err = c.Ping(ctx)
 				}
@@ -150,7 +150,7 @@ func TestOutage(t *testing.T) {
 				t.Logf("1,000 calls with the breaker open: %v (%v per call)", took, took/1000)
 			}
 			// Cache still serves from the loader, now at once.
-			v, err := redisx.Cache(ctx, c, c.Keys().User("open"), time.Minute, func(context.Context) (string, error) { return "db", nil })
+			v, err := redisx.Cache(ctx, c, c.Keys().Tagged("user", "open"), time.Minute, func(context.Context) (string, error) { return "db", nil })
 			if err != nil || v != "db" {
 				t.Fatalf("Cache with the breaker open = %q, %v; want the loader's value", v, err)
 			}
@@ -202,10 +202,10 @@ func TestNewWhileUnreachable(t *testing.T) {
 	}
 	ctx := context.Background()
 	began = time.Now()
-	if _, _, err := c.Get(ctx, c.Keys().Script("x")); !errors.Is(err, redisx.ErrUnavailable) {
+	if _, _, err := c.Get(ctx, c.Keys().Tagged("script", "x")); !errors.Is(err, redisx.ErrUnavailable) {
 		t.Fatalf("Get before the first connection: %v; want ErrUnavailable", err)
 	}
-	if _, err := redisx.Cache(ctx, c, c.Keys().User("x"), time.Minute, func(context.Context) (int, error) { return 7, nil }); err != nil {
+	if _, err := redisx.Cache(ctx, c, c.Keys().Tagged("user", "x"), time.Minute, func(context.Context) (int, error) { return 7, nil }); err != nil {
 		t.Fatalf("Cache before the first connection: %v; want the loader's value", err)
 	}
 	if took := time.Since(began); took > 50*time.Millisecond {
@@ -299,7 +299,7 @@ func TestIncrUnderConnectionDrops(t *testing.T) {
 		mu       sync.Mutex
 		outcomes []outcome
 		next     atomic.Int64
-		shared   = c.Keys().ScriptViews("shared")
+		shared   = c.Keys().Tagged("views:script", "shared")
 		sharedOK atomic.Int64
 		sharedN  atomic.Int64
 		wg       sync.WaitGroup
@@ -311,7 +311,7 @@ func TestIncrUnderConnectionDrops(t *testing.T) {
 			defer wg.Done()
 			for time.Now().Before(stopAt) {
 				// Each key gets exactly one Incr: its value can only be 0 or 1.
-				key := c.Keys().ScriptViews(strconv.FormatInt(next.Add(1), 10))
+				key := c.Keys().Tagged("views:script", strconv.FormatInt(next.Add(1), 10))
 				_, err := c.Incr(ctx, key, time.Hour)
 				if err != nil && !errors.Is(err, redisx.ErrUnavailable) {
 					t.Errorf("Incr under connection drops: %v; want success or ErrUnavailable", err)

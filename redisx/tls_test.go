@@ -79,7 +79,7 @@ func tryClient(t *testing.T, cfg redisx.Config) dialResult {
 		t.Fatalf("New: %v; want a client (only a bad Config is an error)", err)
 	}
 	defer rdb.Close()
-	k := rdb.Keys().Script("auth")
+	k := rdb.Keys().Tagged("script", "auth")
 	for {
 		err = rdb.Set(ctx, k, []byte("v"), time.Minute)
 		if err == nil || time.Since(start) > 2*time.Second {
@@ -221,14 +221,14 @@ func TestACLUser(t *testing.T) {
 		cfg.Username, cfg.Password = "app", aclPassword
 		rdb := redistest.Connect(t, cfg)
 		ctx := context.Background()
-		if _, err := rdb.Incr(ctx, rdb.Keys().ScriptViews("1"), time.Minute); err != nil {
+		if _, err := rdb.Incr(ctx, rdb.Keys().Tagged("views:script", "1"), time.Minute); err != nil {
 			t.Fatalf("Incr under the prefix: %v", err)
 		}
 		other, err := redisx.NewKeys("elsewhere:")
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = rdb.Set(ctx, other.Script("1"), []byte("x"), time.Minute)
+		err = rdb.Set(ctx, other.Tagged("script", "1"), []byte("x"), time.Minute)
 		if err == nil || !strings.Contains(err.Error(), "NOPERM") {
 			t.Fatalf("Set outside the prefix: %v; want NOPERM", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -148,7 +149,7 @@ func TestLocalCacheInvalidation(t *testing.T) {
 			ctx := context.Background()
 			// Six users' keys: on a cluster they land on every master.
 			for i := range 6 {
-				key := reader.Keys().User("csc-" + strconv.Itoa(i))
+				key := reader.Keys().Tagged("user", "csc-"+strconv.Itoa(i))
 				if err := writer.Set(ctx, key, []byte("v1"), time.Minute); err != nil {
 					t.Fatal(err)
 				}
@@ -298,10 +299,12 @@ type failoverLoad struct {
 
 	mu    sync.Mutex
 	names []string // commands sent, from Config.CommandHook
+	logs  *logRecorder
 }
 
 func newFailoverLoad(t *testing.T, cfg redisx.Config) *failoverLoad {
-	l := &failoverLoad{user: theater.NewID()}
+	l := &failoverLoad{user: theater.NewID(), logs: &logRecorder{}}
+	cfg.Logger = slog.New(l.logs)
 	cfg.CommandHook = func(names []string) {
 		l.mu.Lock()
 		l.names = append(l.names, names...)
@@ -325,7 +328,7 @@ func (l *failoverLoad) key(ns string, w int) string {
 // returns the errors the callers saw; ok means every call fully succeeded.
 func (l *failoverLoad) step(ctx context.Context, w, i int) (ok bool, errs []error) {
 	v := strconv.Itoa(i)
-	profile, err := redisx.Cache(ctx, l.rdb, l.rdb.Keys().User(l.user), time.Minute,
+	profile, err := redisx.Cache(ctx, l.rdb, l.rdb.Keys().Tagged("user", l.user), time.Minute,
 		func(context.Context) (string, error) { return "profile", nil })
 	if err != nil || profile != "profile" {
 		errs = append(errs, fmt.Errorf("Cache = %q, %w (it must fall back to the loader)", profile, err))
@@ -463,6 +466,18 @@ func (l *failoverLoad) run(t *testing.T, topo string, kill func(), promoted func
 			t.Errorf("first fully successful round %v after the servers promoted a replica; want within %v", recovered-promotedAt, b.client)
 		}
 	})
+	t.Run("the new master's breaker never opens", func(t *testing.T) {
+		// Calls may flow before the breakers move (a probe through the old
+		// master's breaker that rueidis already sends to the new one); the
+		// watcher moves them within a recheck period (1s) even then.
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if at, _ := breakerSwitches(l.logs.all()); len(at) > 0 {
+				t.Logf("FAILOVER %s: the client moved its breakers to the new master %v after the kill", topo, at[0].Sub(killed).Round(10*time.Millisecond))
+				break
+			}
+		}
+		checkNewMastersBreakersStayClosed(t, l.logs.all())
+	})
 	t.Run("callers see only ErrUnavailable", func(t *testing.T) {
 		for _, err := range seen {
 			checkFailoverError(t, err)
@@ -550,7 +565,7 @@ func TestClusterFailover(t *testing.T) {
 	t.Parallel()
 	c := redistest.StartCluster(t)
 	l := newFailoverLoad(t, c.Config(t))
-	for l.bystander == "" || c.MasterOf(t, l.rdb.Keys().User(l.bystander)) == c.MasterOf(t, l.key("session", 0)) {
+	for l.bystander == "" || c.MasterOf(t, l.rdb.Keys().Tagged("user", l.bystander)) == c.MasterOf(t, l.key("session", 0)) {
 		l.bystander = theater.NewID()
 	}
 	var dead *redistest.Server

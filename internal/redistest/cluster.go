@@ -50,29 +50,38 @@ func startCluster() (*Cluster, error) {
 	}
 	c := &Cluster{}
 	// Each node gets its cluster bus port explicitly: the default (port +
-	// 10000) may be taken or beyond 65535 for a random free port.
-	busPorts, err := freePorts(6)
-	if err != nil {
-		return nil, err
-	}
-	for _, bus := range busPorts {
-		s, err := startServer([]string{
-			"--cluster-enabled", "yes",
-			"--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout.Milliseconds())),
-			"--cluster-port", strconv.Itoa(bus),
-			// A replica may always take over, however long it was cut off:
-			// the harness cares about availability, not about stale replicas.
-			"--cluster-replica-validity-factor", "0",
-			// Slots whose master is down fail; the other masters keep
-			// serving. This is what an operator wants for a cache.
-			"--cluster-require-full-coverage", "no",
-			// Replicas sync at once instead of after the 5s default delay.
-			"--repl-diskless-sync-delay", "0",
-		})
-		if err != nil {
-			c.close()
-			return nil, err
+	// 10000) may be taken or beyond 65535 for a random free port. A bus
+	// port taken before the node binds it makes the node exit at start:
+	// then it gets another.
+	for range 6 {
+		var s *Server
+		for attempt := 1; ; attempt++ {
+			bus, err := freePort()
+			if err != nil {
+				c.close()
+				return nil, err
+			}
+			s, err = startServer([]string{
+				"--cluster-enabled", "yes",
+				"--cluster-config-file", "nodes.conf",
+				"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout.Milliseconds())),
+				"--cluster-port", strconv.Itoa(bus),
+				// A replica may always take over, however long it was cut off:
+				// the harness cares about availability, not about stale replicas.
+				"--cluster-replica-validity-factor", "0",
+				// Slots whose master is down fail; the other masters keep
+				// serving. This is what an operator wants for a cache.
+				"--cluster-require-full-coverage", "no",
+				// Replicas sync at once instead of after the 5s default delay.
+				"--repl-diskless-sync-delay", "0",
+			})
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, errExited) || attempt == startAttempts {
+				c.close()
+				return nil, err
+			}
 		}
 		c.Nodes = append(c.Nodes, s)
 	}

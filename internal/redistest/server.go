@@ -1,12 +1,14 @@
 package redistest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,23 +47,42 @@ func startServer(args []string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	// A free port may be taken by another process before the server binds
+	// it (the machine runs several test binaries); then try another one.
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, Dir: dir, args: args}
+		err = s.start()
+		if err == nil || !errors.Is(err, errExited) || attempt == startAttempts {
+			return s, err
+		}
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, Dir: dir, args: args}
-	return s, s.start()
 }
+
+// startAttempts bounds the ports tried when a server exits at start.
+const startAttempts = 5
+
+// errExited is a server that exited while starting, most often because a
+// port it was given was taken meanwhile.
+var errExited = errors.New("redis-server exited while starting")
 
 func (s *Server) start() error {
 	bin, err := redisServerPath()
 	if err != nil {
 		return err
 	}
+	logPath := filepath.Join(s.Dir, "redis.log")
+	var logFrom int64 // a restart appends to the log: read only what this start writes
+	if fi, err := os.Stat(logPath); err == nil {
+		logFrom = fi.Size()
+	}
 	args := append([]string{
 		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.Dir,
-		"--logfile", filepath.Join(s.Dir, "redis.log"),
+		"--logfile", logPath,
 	}, s.args...)
 	cmd := exec.Command(bin, args...)
 	// The server dies with the test binary, even if the test panics.
@@ -70,18 +91,37 @@ func (s *Server) start() error {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
 	s.cmd = cmd
-	go func() { _ = cmd.Wait() }()
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	newLog := func() string {
+		b, _ := os.ReadFile(logPath)
+		if int64(len(b)) < logFrom {
+			return string(b)
+		}
+		return string(b[logFrom:])
+	}
+	// Ready when its own log says so: a port that answers may be another
+	// process's (one that took the port first), and then this server exits.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if conn, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond); err == nil {
-			conn.Close()
-			return nil
+		select {
+		case <-exited:
+			return fmt.Errorf("%w on %s: %s", errExited, s.Addr, newLog())
+		default:
+		}
+		if strings.Contains(newLog(), "Ready to accept connections") {
+			if conn, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond); err == nil {
+				conn.Close()
+				return nil
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
 	_ = cmd.Process.Kill()
-	return fmt.Errorf("redis-server on %s did not start: %s", s.Addr, log)
+	return fmt.Errorf("redis-server on %s did not start: %s", s.Addr, newLog())
 }
 
 // Kill stops the server at once (SIGKILL), as a crash would.

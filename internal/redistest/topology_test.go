@@ -49,7 +49,7 @@ func TestSharedClusterShape(t *testing.T) {
 	ctx := context.Background()
 	var want []string
 	for i := range 60 {
-		k := rdb.Keys().User(fmt.Sprint(i))
+		k := rdb.Keys().Tagged("user", fmt.Sprint(i))
 		want = append(want, k)
 		if err := rdb.Set(ctx, k, []byte("x"), time.Minute); err != nil {
 			t.Fatal(err)
