@@ -14,7 +14,7 @@ import (
 
 // benchHit measures the hit path through the middleware with httptest,
 // reporting Redis round trips per request: none once the entry is held in
-// the local tier (a background PING every half LocalLease while hits flow
+// the local tier (a background EXISTS every half redisx LocalLease while hits flow
 // is all), one GET per request without it (local false).
 func benchHit(b *testing.B, body string, parallel, local bool) {
 	rdb := redistest.Client(b, func(cfg *redisx.Config) { cfg.DisableLocalCache = !local })

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -33,9 +34,6 @@ type Cache struct {
 
 	flights flightGroup
 	purges  purgeLog
-	written writtenLog // keys UNLINKed here, for the local tier (local.go)
-	live    liveness   // when Redis last answered, for the local tier
-	ping    func(context.Context) error
 	retry   retryQueue
 
 	mu         sync.Mutex
@@ -99,7 +97,6 @@ func New(rdb *redisx.Client, cfg Config) (*Cache, error) {
 		refreshes:  make(chan struct{}, cfg.RefreshWorkers),
 		closed:     make(chan struct{}),
 	}
-	c.ping = rdb.Ping // bound once: a method value per lookup would allocate
 	if cfg.CredentialCookies != nil {
 		c.credCookies = map[string]bool{}
 		for _, n := range cfg.CredentialCookies {
@@ -154,6 +151,13 @@ type route struct {
 	allowNoCache bool
 	statuses     map[int]bool
 	m            routeMetrics
+
+	// The epochs a lookup checks (see lookupTags): for a route with one
+	// entry per resource and no route tags, only the namespace's, made
+	// once here.
+	plain     bool
+	nsTags    []string // {NamespaceTag(ns)}
+	nsEpochKs []string // {its epoch key}
 }
 
 // Middleware returns the caching middleware for one route, like the
@@ -207,6 +211,9 @@ func (c *Cache) newRoute(in Route) (*route, error) {
 	}
 	slices.Sort(rt.vary)
 	rt.m = c.m.route(rt.name)
+	rt.plain = len(rt.vary) == 0 && rt.perUser == nil && rt.tags == nil
+	rt.nsTags = []string{NamespaceTag(rt.ns)}
+	rt.nsEpochKs = []string{c.tagEpochKey(rt.nsTags[0])}
 	c.mu.Lock()
 	c.namespaces[rt.ns] = true
 	c.lifetime = max(c.lifetime, rt.lifetime)
@@ -305,7 +312,7 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 	}
 	var stale *record
 	if !revalidate {
-		rec, found, err := c.lookup(r.Context(), rt, k.entry)
+		rec, found, err := c.lookup(r.Context(), rt, k.entry, r, k)
 		if err != nil {
 			if r.Context().Err() != nil {
 				return // the client left; nobody to answer
@@ -358,42 +365,79 @@ func setCacheHeaders(h http.Header, name, xcache, status string) {
 
 func (c *Cache) nowMs() int64 { return c.cfg.Now().UnixMilli() }
 
-// lookup reads an entry through the local tier (DoCache; see local.go): a
-// copy held here answers with no round trip and no timer, else one GET,
-// bounded by LookupTimeout. The local copy lives at most the route's TTL
+// lookupTags returns the tags whose epochs a lookup of k checks, their
+// epoch keys, and whether every tag of the record must be among them. An
+// entry of a plain route (no Vary, no PerUser, no route Tags) is the only
+// entry of its resource, and a resource purge UNLINKs it besides bumping
+// the epoch (invalidate.go), so only the namespace's epoch is read: one
+// key, made once. Other routes read every tag's.
+func (rt *route) lookupTags(r *http.Request, k entryKey) (tags, keys []string, all bool) {
+	if rt.plain {
+		return rt.nsTags, rt.nsEpochKs, false
+	}
+	tags = rt.tagsFor(r, k)
+	keys = make([]string, len(tags))
+	for i, t := range tags {
+		keys[i] = rt.c.tagEpochKey(t)
+	}
+	return tags, keys, true
+}
+
+// lookup reads an entry, and the purge epochs of its tags (lookupTags),
+// through redisx's local tier (DoCache): copies held here answer with no
+// round trip and no timer, else one GET each. redisx decides whether a
+// copy may be served (the connection's lease, this process's own
+// UNLINKs). The epochs change only when a purge runs, so their copies are
+// nearly always local: a lookup that reads the entry from Redis still
+// costs one round trip. The local copies live at most the route's TTL
 // (and never past the key's PTTL: rueidis caps it), and the record's own
-// age is checked by the caller besides.
-func (c *Cache) lookup(ctx context.Context, rt *route, key string) (record, bool, error) {
-	since := c.written.since()
-	start := time.Now()
-	lctx := ctx
-	lazy := withLazyDeadline(ctx, c.cfg.LookupTimeout)
-	if lazy != nil {
-		lctx = lazy
+// age is checked by the caller besides. A record stored under an older
+// epoch than one just read was purged: it is reported as not found.
+func (c *Cache) lookup(ctx context.Context, rt *route, key string, r *http.Request, k entryKey) (record, bool, error) {
+	tags, epochKeys, all := rt.lookupTags(r, k)
+	deadline := time.Now().Add(c.cfg.LookupTimeout)
+	var one [4]rueidis.RedisResult
+	res := one[:0]
+	if 1+len(epochKeys) > len(one) {
+		res = make([]rueidis.RedisResult, 0, 1+len(epochKeys))
 	}
-	// DoMultiCache of one read is DoCache: redisx's DoCache reads the
-	// command after rueidis has recycled it (a data race), which its own
-	// DoMultiCache does not.
-	res := c.rdb.DoMultiCache(lctx, rueidis.CT(c.rdb.B().Get().Key(key).Cache(), rt.ttl))[0]
-	hit := res.IsCacheHit()
-	if hit && (redisx.IsNil(res.Error()) || !c.live.fresh(start, c.cfg.LocalLease, c.ping) || !c.written.trust(key, true, since)) {
-		// A miss remembered locally is asked again: it is about to cost
-		// round trips anyway, and an entry this process just stored must
-		// not be missed while Redis's invalidation of the nil is on its
-		// way. Else Redis has not answered lately (it may be stalled: a
-		// local copy must not outlive the connection), or this process
-		// deleted the key after the copy was made and the invalidation has
-		// not arrived yet. Ask Redis itself.
-		hit = false
-		res = c.rdb.Do(lctx, c.rdb.B().Get().Key(key).Build())
-	} else if !hit {
-		c.written.trust(key, false, since)
+	res = append(res, c.rdb.DoCacheBefore(ctx, deadline, c.rdb.B().Get().Key(key).Cache(), rt.ttl))
+	for _, ek := range epochKeys {
+		res = append(res, c.rdb.DoCacheBefore(ctx, deadline, c.rdb.B().Get().Key(ek).Cache(), rt.ttl))
 	}
-	lazy.release()
-	if !hit && (res.Error() == nil || redisx.IsNil(res.Error())) {
-		c.live.answered(start)
+	if res[0].IsCacheHit() && redisx.IsNil(res[0].Error()) {
+		// A miss remembered locally: it is about to cost round trips
+		// anyway, and an entry this process just stored must not be
+		// missed while Redis's invalidation of the nil is on its way. Ask
+		// Redis itself, for the epochs too, in one pipeline.
+		plain := make([]rueidis.Completed, 0, 1+len(epochKeys))
+		plain = append(plain, c.rdb.B().Get().Key(key).Build())
+		for _, ek := range epochKeys {
+			plain = append(plain, c.rdb.B().Get().Key(ek).Build())
+		}
+		lctx, cancel := context.WithDeadline(ctx, deadline)
+		res = c.rdb.DoMulti(lctx, plain...)
+		cancel()
 	}
-	s, err := res.ToString()
+	var curBuf [4]tagEpoch
+	cur, err := readEpochsInto(curBuf[:0], tags, res[1:])
+	entryOK := res[0].Error() == nil || redisx.IsNil(res[0].Error())
+	if err != nil && entryOK && errors.Is(err, redisx.ErrUnavailable) {
+		// The epochs live on another server than the entry (a Cluster
+		// master), and that one is down. Purges of these tags cannot run
+		// either (and this process's own failed ones are pending in
+		// purgeLog), so one master's failure must not take every entry of
+		// the namespace with it: the entry is judged without them. What is
+		// lost is a purge that reached the epoch's master just before it
+		// died, as a failover loses any write not yet replicated.
+		c.m.lookupErrors.Inc()
+		cur, err, all = nil, nil, false
+	}
+	if err != nil {
+		c.m.lookupErrors.Inc()
+		return record{}, false, err
+	}
+	s, err := res[0].ToString()
 	if redisx.IsNil(err) {
 		return record{}, false, nil
 	}
@@ -407,6 +451,9 @@ func (c *Cache) lookup(ctx context.Context, rt *route, key string) (record, bool
 		// overwrites it.
 		c.m.corrupt.Inc()
 		return record{}, false, nil
+	}
+	if epochsMoved(&rec, cur, all) {
+		return record{}, false, nil // purged (invalidate.go)
 	}
 	return rec, true, nil
 }
@@ -820,34 +867,49 @@ func (rt *route) refresh(r *http.Request, next http.Handler, k entryKey) {
 // redisx.Flight runs its loader detached from every caller; here the leader
 // must run the handler on its own request and ResponseWriter, so the group
 // only tells who leads and lets the others wait for the leader's record.
+//
+// No join across a write: a miss never waits for a handler run that began
+// before a purge this process started since (written), since that run may
+// have read the data before the write the purge follows. It leads a run of
+// its own instead; the older run's waiters still get the older run's
+// response, which was current when they began. Purges are rare next to
+// reads, so one count for every key is enough.
 type flightGroup struct {
-	mu    sync.Mutex
-	calls map[string]*flightCall
+	writes atomic.Uint64 // purges begun in this process
+	mu     sync.Mutex
+	calls  map[string]*flightCall
 }
 
 type flightCall struct {
 	done   chan struct{}
+	gen    uint64  // writes when the run began
 	rec    *record // set before done closes, only when storable (and stored, unless bypass)
 	bypass bool    // rec was not stored: Redis was unavailable
 }
 
+// written records that a purge begins: later misses start new runs.
+func (g *flightGroup) written() { g.writes.Add(1) }
+
 func (g *flightGroup) join(key string) (*flightCall, bool) {
+	gen := g.writes.Load()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if call, ok := g.calls[key]; ok {
+	if call, ok := g.calls[key]; ok && call.gen == gen {
 		return call, false
 	}
 	if g.calls == nil {
 		g.calls = map[string]*flightCall{}
 	}
-	call := &flightCall{done: make(chan struct{})}
-	g.calls[key] = call
+	call := &flightCall{done: make(chan struct{}), gen: gen}
+	g.calls[key] = call // an older run, if any, keeps its own waiters
 	return call, true
 }
 
 func (g *flightGroup) finish(key string, call *flightCall) {
 	g.mu.Lock()
-	delete(g.calls, key)
+	if g.calls[key] == call {
+		delete(g.calls, key)
+	}
 	g.mu.Unlock()
 	close(call.done)
 }

@@ -22,14 +22,6 @@ type Config struct {
 	// X-Cache: BYPASS. The default is 100ms.
 	LookupTimeout time.Duration
 
-	// LocalLease is how recently Redis must have answered this process for
-	// an entry held in the local tier (client-side cache) to be served
-	// without a round trip. Past it the lookup goes to Redis, so a stalled
-	// Redis or a partition stops local hits within it. While hits are
-	// served, one PING goes out in the background every half lease. The
-	// default is 100ms.
-	LocalLease time.Duration
-
 	// StoreTimeout bounds storing an entry and purging tags. The default is 1s.
 	StoreTimeout time.Duration
 
@@ -41,7 +33,9 @@ type Config struct {
 	// MaxLeaseWait is the longest a request waits for another instance's
 	// entry before it runs the handler itself. It bounds the wait on a
 	// lease whose holder is gone but which has not lapsed — say one copied
-	// to a replica just before a failover. The default is 1s.
+	// to a replica just before a failover; past it the request takes the
+	// lease over, so its entry is stored and the next miss does not wait
+	// again. The default is 1s.
 	MaxLeaseWait time.Duration
 
 	// RefreshWorkers bounds the background refreshes of
@@ -92,9 +86,6 @@ func (cfg Config) withDefaults() Config {
 	if cfg.StoreTimeout == 0 {
 		cfg.StoreTimeout = time.Second
 	}
-	if cfg.LocalLease == 0 {
-		cfg.LocalLease = 100 * time.Millisecond
-	}
 	if cfg.LeaseTTL == 0 {
 		cfg.LeaseTTL = 5 * time.Second
 	}
@@ -125,7 +116,7 @@ func (cfg Config) Validate() error {
 		return bad("Name %q must be an HTTP token", cfg.Name)
 	}
 	for name, d := range map[string]time.Duration{
-		"LookupTimeout": cfg.LookupTimeout, "StoreTimeout": cfg.StoreTimeout, "LocalLease": cfg.LocalLease,
+		"LookupTimeout": cfg.LookupTimeout, "StoreTimeout": cfg.StoreTimeout,
 		"LeaseTTL": cfg.LeaseTTL, "RefreshTimeout": cfg.RefreshTimeout, "MaxLeaseWait": cfg.MaxLeaseWait,
 	} {
 		if d < 0 {

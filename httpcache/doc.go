@@ -1,6 +1,10 @@
 // Package httpcache is the HTTP response cache of Theater Script Pro:
 // per-route middleware that stores whole responses in Redis (through
-// redisx), and invalidation by tags that never scans the keyspace. It is
+// redisx), and invalidation by tags that never scans the keyspace nor
+// walks a tag's entries: a purge bumps each tag's epoch (O(1) however many
+// entries carry it), and a lookup refuses a record stored under an older
+// epoch than its namespace's (every tag's, on routes with Vary, PerUser or
+// Tags). It is
 // the original guide's cache({ttl, keyGenerator}) and
 // invalidateCache(['scripts:*', 'script:*']), made safe by default.
 //
@@ -25,16 +29,16 @@
 // miss runs the handler once per key across all instances while the
 // others wait for its entry.
 //
-// The local tier keeps the contract of API.md (see local.go): a local copy
+// The local tier keeps the contract of API.md (redisx's local tier): a local copy
 // lives no longer than the route's TTL nor the key's PTTL, and the
 // record's age is checked besides; Redis pushes an invalidation when the
 // key changes, so other instances stop serving a purged entry within
 // milliseconds (tested at 100ms); the purging instance refuses its own
 // copies before the purge returns (tag epochs, and marks for UNLINKed
-// keys); rueidis drops a connection's copies when it is lost, and copies
-// are served only while Redis answered within Config.LocalLease (100ms),
-// so a stalled Redis stops local hits too. While hits flow, one PING goes
-// out every half lease.
+// keys, redisx.Client.MarkWritten); rueidis drops a connection's copies
+// when it is lost, and redisx serves copies only while the connection
+// holding them answered within redisx.Config.LocalLease (100ms), so a
+// stalled Redis or a hung connection stops local hits too.
 //
 // Safe defaults: only 200 responses are stored (Route.Statuses adds
 // others); never one that sets a cookie or says private, no-store or

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,23 +21,33 @@ import (
 // that could delete keys the cache does not own (sessions, counters).
 var ErrUnknownPattern = errors.New("httpcache: pattern matches no known namespace")
 
-// unlinkBatch bounds one pipeline of UNLINKs, so a purge of a huge tag
-// never blocks Redis or the client with one giant write.
+// unlinkBatch bounds one pipeline of UNLINKs of literal keys.
 const unlinkBatch = 1000
 
+// maxRetryTags bounds the purges waiting for their retry. Past it, a
+// resource's tag is folded into its namespace's (a wider purge, never a
+// missed one), so the queue holds at most maxRetryTags tags plus one per
+// namespace however many writes fail while Redis is away.
+const maxRetryTags = 1000
+
 // Invalidate purges every entry carrying any of tags, on every instance
-// sharing the Redis: each tag's set is read and its entries UNLINKed, which
-// costs O(entries purged) and never scans the keyspace. Entries being
-// stored concurrently are caught by the store's epoch re-check.
+// sharing the Redis. A purge bumps each tag's epoch: one pipeline of one
+// small script per tag, O(1) however many entries carry it, so purging a
+// namespace of a million list pages costs what purging one entry costs.
+// Entries stored under an older epoch are refused by every lookup from
+// then on (this instance's before Invalidate returns; other instances' as
+// soon as Redis's invalidation push reaches them) and expire by their TTL;
+// nothing ever lists or walks them.
 //
 // If Redis fails, Invalidate returns the error, this instance stops
-// serving entries with those tags, and the purge is retried in the
-// background until it succeeds.
+// serving entries with those tags, and the purge (the same few bumps) is
+// retried in the background until it succeeds.
 func (c *Cache) Invalidate(ctx context.Context, tags ...string) error {
 	tags = dedupe(tags)
 	if len(tags) == 0 {
 		return nil
 	}
+	c.flights.written()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
 	defer cancel()
 	err := c.purgeTags(ctx, tags)
@@ -47,77 +58,57 @@ func (c *Cache) Invalidate(ctx context.Context, tags ...string) error {
 	return err
 }
 
-// purgeTags runs the purge script for each tag (one pipeline), UNLINKs the
-// members in batches, then drops them from the tags' pending sets (one
-// pipeline): three round trips, however many other entries exist. Failed
-// tags and keys go to the retry queue, and the tags count as purged-pending
-// here (nothing with them is served) until the retry succeeds.
+// purgeTags bumps each tag's epoch in one pipeline and marks the new epochs
+// here before it returns. Failed tags go to the retry queue, and count as
+// purge-pending here (nothing with them is served) until the retry works.
 func (c *Cache) purgeTags(ctx context.Context, tags []string) error {
 	c.m.purges.Add(float64(len(tags)))
-	ttl := fmt.Sprint(c.epochTTL().Milliseconds())
-	type call struct{ keys, args []string }
-	calls := make([]call, len(tags))
+	ttl := strconv.FormatInt(c.epochTTL().Milliseconds(), 10)
+	keys := make([][]string, len(tags))
 	cmds := make([]rueidis.Completed, len(tags))
 	for i, t := range tags {
-		calls[i] = call{[]string{c.tagSetKey(t), c.tagEpochKey(t), c.tagPendingKey(t)}, []string{ttl}}
-		cmds[i] = purgeScript.EvalSha(calls[i].keys, calls[i].args)
+		keys[i] = []string{c.tagEpochKey(t)}
+		cmds[i] = bumpScript.EvalSha(keys[i], []string{ttl})
 	}
 	now := c.cfg.Now()
-	var failed []string
+	var failed, bases, baseTags []string
 	var firstErr error
-	var members []string
-	perTag := make([][]string, len(tags))
-	seen := map[string]bool{}
 	for i, res := range c.rdb.DoMulti(ctx, cmds...) {
-		res = purgeScript.Retry(ctx, c.rdb, res, calls[i].keys, calls[i].args)
-		epoch, ms, err := parsePurge(res)
+		epoch, err := bumpScript.Retry(ctx, c.rdb, res, keys[i], []string{ttl}).AsInt64()
 		if err != nil {
 			failed = append(failed, tags[i])
 			firstErr = cmp(firstErr, err)
 			continue
 		}
 		c.purges.mark(tags[i], epoch, now, c.markLife())
-		perTag[i] = ms
-		for _, m := range ms {
-			if !seen[m] && strings.HasPrefix(m, c.keys.Prefix()) {
-				seen[m] = true
-				members = append(members, m)
-			}
+		if k, ok := c.resourceKey(tags[i]); ok {
+			bases, baseTags = append(bases, k), append(baseTags, tags[i])
 		}
 	}
-	leftover, err := c.unlink(ctx, members)
+	// A plain route's lookup reads only its namespace's epoch, so a
+	// resource's one entry is deleted too: after the bump has returned, so
+	// that a store racing the purge either sees the bump in its re-check or
+	// is deleted here (store.go). One UNLINK per resource tag purged.
+	left, err := c.unlink(ctx, bases)
+	for i, k := range bases {
+		if left[k] {
+			failed = append(failed, baseTags[i])
+		}
+	}
 	firstErr = cmp(firstErr, err)
-	if len(leftover) == 0 {
-		if err := c.untrack(ctx, tags, perTag); err != nil {
-			// Harmless: the next purge of the tag UNLINKs them again.
-			c.m.errors.WithLabelValues("untrack").Inc()
-		}
-	}
-	if len(failed) > 0 || len(leftover) > 0 {
-		for _, t := range failed {
-			c.purges.mark(t, math.MaxInt64, now, 0)
-		}
-		c.retry.add(failed, leftover)
+	if len(failed) > 0 {
+		c.requeue(failed)
 		return fmt.Errorf("httpcache: invalidate: %w", firstErr)
 	}
 	return nil
 }
 
-// untrack removes deleted entries from their tags' pending sets.
-func (c *Cache) untrack(ctx context.Context, tags []string, perTag [][]string) error {
-	var cmds []rueidis.Completed
-	for i, ms := range perTag {
-		for len(ms) > 0 {
-			n := min(len(ms), unlinkBatch)
-			cmds = append(cmds, c.rdb.B().Zrem().Key(c.tagPendingKey(tags[i])).Member(ms[:n]...).Build())
-			ms = ms[n:]
-		}
+// requeue marks tags purge-pending here and queues them for retryLoop.
+func (c *Cache) requeue(tags []string) {
+	now := c.cfg.Now()
+	for _, t := range c.retry.add(tags) {
+		c.purges.mark(t, math.MaxInt64, now, 0)
 	}
-	var firstErr error
-	for _, res := range c.rdb.DoMulti(ctx, cmds...) {
-		firstErr = cmp(firstErr, res.Error())
-	}
-	return firstErr
 }
 
 func cmp(first, err error) error {
@@ -127,31 +118,12 @@ func cmp(first, err error) error {
 	return err
 }
 
-func parsePurge(res rueidis.RedisResult) (int64, []string, error) {
-	arr, err := res.ToArray()
-	if err != nil {
-		return 0, nil, err
-	}
-	if len(arr) != 2 {
-		return 0, nil, errNoReply
-	}
-	epoch, err := arr[0].AsInt64()
-	if err != nil {
-		return 0, nil, err
-	}
-	ms, err := arr[1].AsStrSlice()
-	if err != nil {
-		return 0, nil, err
-	}
-	return epoch, ms, nil
-}
-
-// unlink deletes keys in pipelines of unlinkBatch, one UNLINK per key (keys
-// of one tag live on many cluster slots). It returns the keys it could not
-// delete.
-func (c *Cache) unlink(ctx context.Context, keys []string) ([]string, error) {
-	var left []string
+// unlink deletes entry keys in pipelines of unlinkBatch, one UNLINK per
+// key (they may live on many cluster slots), and returns those it could
+// not delete.
+func (c *Cache) unlink(ctx context.Context, keys []string) (map[string]bool, error) {
 	var firstErr error
+	var left map[string]bool
 	for len(keys) > 0 {
 		n := min(len(keys), unlinkBatch)
 		batch := keys[:n]
@@ -163,7 +135,10 @@ func (c *Cache) unlink(ctx context.Context, keys []string) ([]string, error) {
 		for i, res := range c.rdb.DoMulti(ctx, cmds...) {
 			d, err := res.AsInt64()
 			if err != nil {
-				left = append(left, batch[i])
+				if left == nil {
+					left = map[string]bool{}
+				}
+				left[batch[i]] = true
 				firstErr = cmp(firstErr, err)
 				continue
 			}
@@ -171,6 +146,24 @@ func (c *Cache) unlink(ctx context.Context, keys []string) ([]string, error) {
 		}
 	}
 	return left, firstErr
+}
+
+// resourceKey returns the key of the one entry a resource tag names on a
+// plain route: ResourceTag(ns, id) is "res=ns=" + the id as escaped in
+// keys, and the entry is ns:{id} (Keys.Tagged writes an empty id as '%').
+func (c *Cache) resourceKey(tag string) (string, bool) {
+	rest, ok := strings.CutPrefix(tag, "res=")
+	if !ok {
+		return "", false
+	}
+	ns, id, ok := strings.Cut(rest, "=")
+	if !ok || checkNamespace(ns) != nil || strings.ContainsAny(id, "{}") {
+		return "", false
+	}
+	if id == "" {
+		id = "%"
+	}
+	return c.keys.Prefix() + ns + ":{" + id + "}", true
 }
 
 // markLife is how long this process remembers a purge: past the longest
@@ -191,38 +184,48 @@ func (c *Cache) markLife() time.Duration {
 //   - "ns:{id}" purges ResourceTag(ns, id), id written as it is in keys
 //     (redisx.EscapeKeyPart);
 //   - a key without glob characters is UNLINKed;
-//   - any other glob falls back to incremental SCAN + UNLINK in batches,
-//     deleting only keys of known namespaces.
+//   - any other glob ("script:{2*") purges every known namespace it may
+//     match: wider than asked, never narrower, and O(1), where a SCAN
+//     would cost O(keyspace).
 //
 // A pattern matching no known namespace fails with ErrUnknownPattern.
 func (c *Cache) InvalidatePatterns(ctx context.Context, patterns ...string) error {
-	var tags, literals, globs []string
+	c.flights.written()
+	var tags, literals []string
 	var errs []error
 	for _, p := range patterns {
-		t, l, g, err := c.mapPattern(p)
+		t, l, err := c.mapPattern(p)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		tags, literals, globs = append(tags, t...), append(literals, l...), append(globs, g...)
+		tags, literals = append(tags, t...), append(literals, l...)
 	}
 	if err := c.Invalidate(ctx, tags...); err != nil {
 		errs = append(errs, err)
 	}
 	if len(literals) > 0 {
 		lctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-		if _, err := c.unlink(lctx, literals); err != nil {
-			errs = append(errs, err)
-		}
+		left, err := c.unlink(lctx, literals)
 		cancel()
+		// A key whose UNLINK failed is purged by its namespace's epoch
+		// instead, retried in the background: the retry never walks keys,
+		// and its queue stays bounded.
+		var nsTags []string
+		for k := range left {
+			if ns, _, ok := strings.Cut(strings.TrimPrefix(k, c.keys.Prefix()), ":{"); ok {
+				nsTags = append(nsTags, NamespaceTag(ns))
+			}
+		}
+		if len(nsTags) > 0 {
+			c.requeue(dedupe(nsTags))
+		}
 		// This process's local copies of the deleted keys may outlive the
-		// UNLINK by the time Redis's invalidation takes to arrive; they are
-		// not trusted until then (local.go). Keys whose UNLINK failed are
+		// UNLINK by the time Redis's invalidation takes to arrive; redisx
+		// does not serve them until then. Keys whose UNLINK failed are
 		// marked too: a timed-out UNLINK may have been applied.
-		c.written.mark(literals, c.markLife())
-	}
-	for _, g := range globs {
-		if err := c.scanPurge(ctx, g); err != nil {
+		c.rdb.MarkWritten(literals...)
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -239,10 +242,10 @@ func (c *Cache) knownNamespaces() []string {
 	return out
 }
 
-// mapPattern turns one pattern into tags, literal keys or a glob to scan.
-func (c *Cache) mapPattern(p string) (tags, literals, globs []string, err error) {
+// mapPattern turns one pattern into tags or literal keys.
+func (c *Cache) mapPattern(p string) (tags, literals []string, err error) {
 	if p == "" || !validValue(p) || strings.ContainsAny(p, " \t") {
-		return nil, nil, nil, fmt.Errorf("%w: %q", ErrUnknownPattern, p)
+		return nil, nil, fmt.Errorf("%w: %q", ErrUnknownPattern, p)
 	}
 	known := c.knownNamespaces()
 	const meta = "*?[]\\"
@@ -253,25 +256,28 @@ func (c *Cache) mapPattern(p string) (tags, literals, globs []string, err error)
 			}
 		}
 		if len(tags) > 0 {
-			return tags, nil, nil, nil
+			return tags, nil, nil
 		}
 	}
 	if !strings.ContainsAny(p, meta) {
 		ns, rest, ok := strings.Cut(p, ":{")
 		if !ok || !c.isKnown(ns) {
-			return nil, nil, nil, fmt.Errorf("%w: %q", ErrUnknownPattern, p)
+			return nil, nil, fmt.Errorf("%w: %q", ErrUnknownPattern, p)
 		}
 		if id, ok := strings.CutSuffix(rest, "}"); ok && !strings.ContainsAny(id, "{}") {
-			return []string{resourceTagEscaped(ns, id)}, nil, nil, nil
+			return []string{resourceTagEscaped(ns, id)}, nil, nil
 		}
-		return nil, []string{c.keys.Prefix() + p}, nil, nil
+		return nil, []string{c.keys.Prefix() + p}, nil
 	}
 	for _, ns := range known {
 		if globCouldMatch(p, ns) {
-			return nil, nil, []string{p}, nil
+			tags = append(tags, NamespaceTag(ns))
 		}
 	}
-	return nil, nil, nil, fmt.Errorf("%w: %q", ErrUnknownPattern, p)
+	if len(tags) > 0 {
+		return tags, nil, nil
+	}
+	return nil, nil, fmt.Errorf("%w: %q", ErrUnknownPattern, p)
 }
 
 // globCouldMatch is a cheap over-approximation: the glob's literal prefix
@@ -289,92 +295,6 @@ func (c *Cache) isKnown(ns string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.namespaces[ns]
-}
-
-// scanPurge is the fallback for general globs: SCAN MATCH in batches,
-// UNLINK what belongs to a known namespace. It first bumps the epochs of
-// the namespaces the glob may touch, so a store racing it deletes itself.
-func (c *Cache) scanPurge(ctx context.Context, glob string) error {
-	c.m.purges.Inc()
-	ttl := fmt.Sprint(c.epochTTL().Milliseconds())
-	var cmds []rueidis.Completed
-	var calls [][]string
-	for _, ns := range c.knownNamespaces() {
-		if globCouldMatch(glob, ns) {
-			k := []string{c.tagEpochKey(NamespaceTag(ns))}
-			calls = append(calls, k)
-			cmds = append(cmds, bumpScript.EvalSha(k, []string{ttl}))
-		}
-	}
-	bctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-	for i, res := range c.rdb.DoMulti(bctx, cmds...) {
-		if err := bumpScript.Retry(bctx, c.rdb, res, calls[i], []string{ttl}).Error(); err != nil {
-			cancel()
-			return fmt.Errorf("httpcache: invalidate %q: %w", glob, err)
-		}
-	}
-	cancel()
-	match := c.keys.Prefix() + glob
-	return c.scan(ctx, match, func(keys []string) error {
-		var del []string
-		for _, k := range keys {
-			if ns, _, ok := strings.Cut(strings.TrimPrefix(k, c.keys.Prefix()), ":{"); ok && c.isKnown(ns) {
-				del = append(del, k)
-			}
-		}
-		uctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-		defer cancel()
-		_, err := c.unlink(uctx, del)
-		// As for literal keys: local copies are not trusted until Redis's
-		// invalidation has surely arrived (local.go).
-		c.written.mark(del, c.markLife())
-		if err != nil {
-			return fmt.Errorf("httpcache: invalidate %q: %w", glob, err)
-		}
-		return nil
-	})
-}
-
-// nodeLister is what a redisx.Client offers (or will) to reach each server
-// of a cluster; SCAN must visit them all. Without it, or with one node,
-// SCAN goes through Do like every other command.
-type nodeLister interface {
-	Nodes() map[string]rueidis.Client
-}
-
-func (c *Cache) scan(ctx context.Context, match string, fn func([]string) error) error {
-	do := func(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult { return c.rdb.Do(ctx, cmd) }
-	var nodes []func(context.Context, rueidis.Completed) rueidis.RedisResult
-	if nl, ok := any(c.rdb).(nodeLister); ok {
-		if ns := nl.Nodes(); len(ns) > 1 {
-			for _, n := range ns {
-				nodes = append(nodes, n.Do)
-			}
-		}
-	}
-	if nodes == nil {
-		nodes = append(nodes, do)
-	}
-	for _, node := range nodes {
-		var cursor uint64
-		for {
-			sctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-			e, err := node(sctx, c.rdb.B().Scan().Cursor(cursor).Match(match).Count(unlinkBatch).Build()).AsScanEntry()
-			cancel()
-			if err != nil {
-				return fmt.Errorf("httpcache: scan: %w", err)
-			}
-			if len(e.Elements) > 0 {
-				if err := fn(e.Elements); err != nil {
-					return err
-				}
-			}
-			if cursor = e.Cursor; cursor == 0 {
-				break
-			}
-		}
-	}
-	return nil
 }
 
 // InvalidateMiddleware purges the tags tags(r) returns after the handler
@@ -537,49 +457,68 @@ func (p *purgeLog) stale(rec *record) bool {
 	return false
 }
 
-// retryQueue holds purges that failed, for retryLoop.
+// retryQueue holds the tags of purges that failed, for retryLoop. It is
+// bounded by maxRetryTags: see add.
 type retryQueue struct {
 	mu   sync.Mutex
 	tags map[string]bool
-	keys map[string]bool
 	wake chan struct{}
 }
 
 func (q *retryQueue) init() {
-	q.tags, q.keys, q.wake = map[string]bool{}, map[string]bool{}, make(chan struct{}, 1)
+	q.tags, q.wake = map[string]bool{}, make(chan struct{}, 1)
 }
 
-func (q *retryQueue) add(tags, keys []string) {
+// add queues tags and returns what was queued for them: the tags
+// themselves, or, once the queue is full, their namespaces' tags in place
+// of resource tags. The caller marks those purge-pending.
+func (q *retryQueue) add(tags []string) []string {
 	q.mu.Lock()
+	out := make([]string, 0, len(tags))
 	for _, t := range tags {
+		if len(q.tags) >= maxRetryTags {
+			t = foldTag(t)
+		}
 		q.tags[t] = true
-	}
-	for _, k := range keys {
-		q.keys[k] = true
+		out = append(out, t)
 	}
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
+	return out
 }
 
-func (q *retryQueue) take() (tags, keys []string) {
+func (q *retryQueue) take() []string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	tags := make([]string, 0, len(q.tags))
 	for t := range q.tags {
 		tags = append(tags, t)
 	}
-	for k := range q.keys {
-		keys = append(keys, k)
-	}
 	clear(q.tags)
-	clear(q.keys)
-	return tags, keys
+	return tags
+}
+
+// foldTag returns the namespace tag covering a resource tag: every entry
+// with ResourceTag(ns, id) also carries NamespaceTag(ns). Other tags are
+// returned as they are.
+func foldTag(tag string) string {
+	rest, ok := strings.CutPrefix(tag, "res=")
+	if !ok {
+		return tag
+	}
+	ns, _, ok := strings.Cut(rest, "=") // a namespace holds no '='
+	if !ok {
+		return tag
+	}
+	return NamespaceTag(ns)
 }
 
 // retryLoop retries failed purges with backoff until they succeed or the
-// Cache is closed.
+// Cache is closed. A retry is the same few epoch bumps as the purge: it
+// costs Redis nothing more after a timeout than before it.
 func (c *Cache) retryLoop() {
 	defer c.bg.Done()
 	backoff := 50 * time.Millisecond
@@ -590,20 +529,13 @@ func (c *Cache) retryLoop() {
 		case <-c.retry.wake:
 		}
 		for {
-			tags, keys := c.retry.take()
-			if len(tags) == 0 && len(keys) == 0 {
+			tags := c.retry.take()
+			if len(tags) == 0 {
 				backoff = 50 * time.Millisecond
 				break
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.StoreTimeout)
-			var err error
-			if len(tags) > 0 {
-				err = c.purgeTags(ctx, tags) // requeues what fails
-			}
-			if left, uerr := c.unlink(ctx, keys); uerr != nil {
-				c.retry.add(nil, left)
-				err = cmp(err, uerr)
-			}
+			err := c.purgeTags(ctx, tags) // requeues what fails
 			cancel()
 			if err == nil {
 				continue
@@ -629,4 +561,19 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
+}
+
+// TagEpoch returns tag's purge epoch as Redis holds it: 0 until the tag is
+// first purged, then a number that grows with every purge. Every instance
+// reads the same value, so it names one generation of the tag's entries:
+// a warmer can tell whether the entries it would refill were purged since
+// (internal/httpapi warms once per generation).
+func (c *Cache) TagEpoch(ctx context.Context, tag string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
+	defer cancel()
+	cur, err := readEpochs([]string{tag}, c.rdb.DoMulti(ctx, c.rdb.B().Get().Key(c.tagEpochKey(tag)).Build()))
+	if err != nil {
+		return 0, err
+	}
+	return cur[0].epoch, nil
 }

@@ -43,7 +43,7 @@ func Request(allowed ...string) Key {
 // Resource keys one resource by a path wildcard, like the original guide's
 // cacheKeyGenerators.resource('script', 'id'): Resource("script", "id") on
 // the route "GET /api/scripts/{id}" stores under the same key as
-// redisx.Keys.Script(id), "script:{id}". The query is not part of the key,
+// redisx.Keys.Tagged("script", id), "script:{id}". The query is not part of the key,
 // so the handler sees none. Entries carry ResourceTag(namespace, id).
 func Resource(namespace, param string) Key {
 	return Key{namespace: namespace, pathValue: param, made: true}
@@ -52,7 +52,7 @@ func Resource(namespace, param string) Key {
 // List keys a list page by its normalised query parameters, in the
 // namespace namespace+":list": List("scripts", "page", "limit") stores
 // "/api/scripts?limit=5&page=2&utm=x" under the same key as
-// redisx.Keys.ScriptsList("limit=5&page=2"). Only the allowed parameters
+// redisx.Keys.Tagged("scripts:list", "limit=5&page=2"). Only the allowed parameters
 // are part of the key and reach the handler.
 func List(namespace string, allowed ...string) Key {
 	return Key{namespace: namespace + ":list", query: sortedSet(allowed), made: true}

@@ -47,17 +47,17 @@ func TestKeyGeneratorsMatchTheOriginalConventions(t *testing.T) {
 	keys, _ := redisx.NewKeys("tsp:")
 	res := routeFor(t, Route{Key: Resource("script", "id")})
 	got, ok := keyOf(t, res, "GET /api/scripts/{id}", "/api/scripts/a%20b?utm=x", nil)
-	if want := keys.Script("a b"); !ok || got != want {
-		t.Fatalf("Resource key = %q, %v; want %q (Keys.Script)", got, ok, want)
+	if want := keys.Tagged("script", "a b"); !ok || got != want {
+		t.Fatalf("Resource key = %q, %v; want %q (Keys.Tagged(\"script\", id))", got, ok, want)
 	}
 	list := routeFor(t, Route{Key: List("scripts", "page", "limit", "genre")})
 	got, _ = keyOf(t, list, "GET /api/scripts", "/api/scripts?page=2&utm=x&limit=5", nil)
-	if want := keys.ScriptsList("limit=5&page=2"); got != want {
-		t.Fatalf("List key = %q, want %q (Keys.ScriptsList)", got, want)
+	if want := keys.Tagged("scripts:list", "limit=5&page=2"); got != want {
+		t.Fatalf("List key = %q, want %q (Keys.Tagged(\"scripts:list\", params))", got, want)
 	}
 	byUser := routeFor(t, Route{Key: Resource("scripts:user", "id")})
 	got, _ = keyOf(t, byUser, "GET /api/users/{id}/scripts", "/api/users/u1/scripts", nil)
-	if want := keys.ScriptsByUser("u1"); got != want {
+	if want := keys.Tagged("scripts:user", "u1"); got != want {
 		t.Fatalf("scripts-by-user key = %q, want %q", got, want)
 	}
 }

@@ -18,17 +18,20 @@ import (
 //     epoch of each of the entry's tags. This happens before the handler
 //     reads the database.
 //  2. the handler runs.
-//  3. store: one pipeline adds the entry key to each tag's set and SETs the
-//     entry with its lifetime as PX, releasing the lease.
+//  3. store: the entry is SET with its lifetime as PX (releasing the lease);
+//     the record holds the epochs read in step 1.
 //  4. re-check: one pipeline reads the tags' epochs again. If one moved, a
 //     purge ran while the handler may have read old data: the entry is
 //     deleted, and not handed to waiting requests.
 //
-// A purge bumps the epoch and takes the set's members in one script, then
-// UNLINKs them. Either it saw the member (and deletes the entry), or it
-// bumped the epoch after step 3 added it... which the re-check in step 4
-// sees. The epochs stored in the record also let this process refuse its
-// own purged entries (purgeLog) without another round trip on hits.
+// A purge only bumps its tags' epochs (invalidate.go): one command per tag,
+// however many entries carry the tag. Every lookup reads the epochs of the
+// entry's tags beside the entry (from the local tier, where Redis's
+// invalidation pushes keep them current) and refuses a record stored under
+// an older epoch; so does acquire. A store that read the old epoch in step
+// 1 either sees the bump in step 4 and deletes itself, or is refused by
+// every later lookup because its record carries the old epoch. Nothing
+// ever lists a tag's entries: there is no set of them to walk.
 
 // acquireScript takes the lease of a missed key, or hands back an entry
 // another instance stored in the meantime.
@@ -70,49 +73,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-// tagAddScript records an entry in a tag's set: a sorted set of entry keys
-// scored by when each expires (Redis's clock), so the set forgets dead
-// entries by itself and lives exactly as long as its longest entry.
+// bumpScript is a purge: it moves a tag's epoch forward. O(1), whatever
+// carries the tag.
 //
-//	KEYS[1] tag set; ARGV[1] entry key, ARGV[2] entry lifetime ms
-var tagAddScript = redisx.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- Forget expired entries: the set is bounded by the live ones.
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
--- The set expires with its longest-lived entry, never before.
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], last[2])
-return 1`)
-
-// purgeScript bumps a tag's epoch and takes its members, atomically. The
-// members move to the tag's pending set rather than vanish, and leave it
-// only once their entries are deleted (untrackScript): if Redis runs this
-// script but the reply is lost (a timeout), the retry finds them there.
+//	KEYS[1] tag epoch; ARGV[1] epoch lifetime ms
 //
-//	KEYS[1] tag set, KEYS[2] tag epoch, KEYS[3] tag pending set
-//	ARGV[1] epoch lifetime ms
-//
-// Reply: {epoch, {entry keys}}.
-var purgeScript = redisx.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- The epoch only grows, even after a Redis restart lost it (it restarts
--- from the clock), so a store that read the old one always sees the change.
-local e = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, now)
-redis.call('SET', KEYS[2], string.format('%.0f', e), 'PX', ARGV[1])
--- Move the members to pending (keeping each one's expiry as its score).
-redis.call('ZUNIONSTORE', KEYS[3], 2, KEYS[3], KEYS[1], 'AGGREGATE', 'MAX')
-redis.call('UNLINK', KEYS[1])
--- Pending forgets entries that expired by themselves and lives no longer
--- than its longest-lived one.
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
-if last[2] then redis.call('PEXPIREAT', KEYS[3], last[2]) end
-return {e, redis.call('ZRANGE', KEYS[3], 0, -1)}`)
-
-// bumpScript bumps a tag's epoch only, so stores racing a glob purge see it.
+// The epoch only grows, even after a Redis restart lost it (it restarts
+// from the clock), so a record stored under the old one is always refused.
 var bumpScript = redisx.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -120,17 +87,41 @@ local e = math.max(tonumber(redis.call('GET', KEYS[1]) or '0') + 1, now)
 redis.call('SET', KEYS[1], string.format('%.0f', e), 'PX', ARGV[1])
 return e`)
 
-func (c *Cache) tagSetKey(tag string) string   { return c.keys.Tagged("httpcache:tag", tag) }
 func (c *Cache) tagEpochKey(tag string) string { return c.keys.Tagged("httpcache:tag", tag, "epoch") }
-func (c *Cache) tagPendingKey(tag string) string {
-	return c.keys.Tagged("httpcache:tag", tag, "pending")
+
+// epochsMoved reports whether a purge of one of rec's tags ran after rec
+// was stored: cur holds tags' epochs as just read. With all, a record tag
+// that cur does not hold cannot be checked, so it counts as moved; without
+// it (a plain route's lookup, which reads the namespace's epoch only) such
+// tags are left to the UNLINK their purge also sends.
+func epochsMoved(rec *record, cur []tagEpoch, all bool) bool {
+	for it := rec.tagIter(); it.next(); {
+		found := false
+		for _, c := range cur {
+			if c.tag == it.tag {
+				if it.epoch < c.epoch {
+					return true
+				}
+				found = true
+				break
+			}
+		}
+		if !found && all {
+			return true
+		}
+	}
+	return false
 }
 
-// epochTTL keeps an epoch well beyond any entry that read it.
+// epochTTL keeps an epoch well beyond any entry that read it: twice the
+// longest lifetime (TTL plus stale windows) of any route, at least an hour.
+// No longer: every written resource has an epoch key, and under
+// maxmemory-policy volatile-ttl keys that live as long as sessions (24 h)
+// compete with them for eviction (cmd/theaterd TestEvictionPolicies).
 func (c *Cache) epochTTL() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return max(24*time.Hour, 2*c.lifetime)
+	return max(time.Hour, 2*c.lifetime)
 }
 
 type leaseResult struct {
@@ -187,7 +178,7 @@ func (c *Cache) acquire(ctx context.Context, rt *route, k entryKey, tags []strin
 			if ok && force && skip == -1 {
 				skip = rec.storedMs // the entry we came to replace
 			}
-			if ok && rec.storedMs != skip && c.nowMs()-rec.storedMs < rec.ttlMs && !c.purges.stale(&rec) {
+			if ok && rec.storedMs != skip && c.nowMs()-rec.storedMs < rec.ttlMs && !c.purges.stale(&rec) && !epochsMoved(&rec, epochs, true) {
 				if won {
 					c.releaseLease(ctx, rt, k, token)
 				}
@@ -202,7 +193,18 @@ func (c *Cache) acquire(ctx context.Context, rt *route, k entryKey, tags []strin
 			return leaseResult{token: token, epochs: epochs}, nil
 		}
 		if time.Now().After(deadline) {
-			return leaseResult{epochs: epochs}, nil
+			// The holder is gone or far too slow (a lease copied to a
+			// replica just before a failover outlives its holder): take the
+			// lease over, so this run's entry is stored and the next miss
+			// does not wait again. A holder that was only slow finds its
+			// lease taken and leaves this entry in place (storeScript).
+			tctx, cancel := context.WithTimeout(ctx, c.cfg.LookupTimeout)
+			err := c.rdb.Do(tctx, c.rdb.B().Set().Key(lease).Value(token).PxMilliseconds(c.cfg.LeaseTTL.Milliseconds()).Build()).Error()
+			cancel()
+			if err != nil {
+				return leaseResult{epochs: epochs}, nil
+			}
+			return leaseResult{token: token, epochs: epochs}, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -214,49 +216,37 @@ func (c *Cache) acquire(ctx context.Context, rt *route, k entryKey, tags []strin
 }
 
 func readEpochs(tags []string, res []rueidis.RedisResult) ([]tagEpoch, error) {
-	out := make([]tagEpoch, len(tags))
+	return readEpochsInto(make([]tagEpoch, 0, len(tags)), tags, res)
+}
+
+// readEpochsInto appends the epochs of tags, read as res, to out: an
+// epoch never set (or expired) is 0.
+func readEpochsInto(out []tagEpoch, tags []string, res []rueidis.RedisResult) ([]tagEpoch, error) {
 	for i, t := range tags {
-		out[i].tag = t
 		n, err := res[i].AsInt64()
 		if err != nil && !redisx.IsNil(err) {
 			return nil, err
 		}
-		out[i].epoch = n
+		out = append(out, tagEpoch{tag: t, epoch: n})
 	}
 	return out, nil
 }
 
-// store writes the entry and its tags, then checks that no purge ran
-// since acquire (see the comment at the top of this file). It reports
-// whether the entry stands. Storing is detached from the request: a client
-// that leaves does not cost the others the entry.
+// store writes the entry, then checks that no purge ran since acquire
+// (see the comment at the top of this file). It reports whether the entry
+// stands. Storing is detached from the request: a client that leaves does
+// not cost the others the entry.
 func (c *Cache) store(ctx context.Context, rt *route, k entryKey, enc []byte, lease leaseResult) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StoreTimeout)
 	defer cancel()
-	lifeMs := strconv.FormatInt(rt.lifetime.Milliseconds(), 10)
-	type scripted struct {
-		s          *redisx.Script
-		keys, args []string
+	cmd, keys, args := c.storeCmd(k.entry, k.lease(c.keys, rt.ns), enc, rt.lifetime, lease.token)
+	res := c.rdb.DoMulti(ctx, cmd)[0]
+	if lease.token != "" {
+		res = storeScript.Retry(ctx, c.rdb, res, keys, args)
 	}
-	calls := make([]scripted, 0, len(lease.epochs)+1)
-	for _, t := range lease.epochs {
-		calls = append(calls, scripted{tagAddScript, []string{c.tagSetKey(t.tag)}, []string{k.entry, lifeMs}})
-	}
-	// The entry goes last: on a single server a pipeline runs in order, so
-	// the entry never exists untracked by its tags.
-	calls = append(calls, scripted{storeScript, []string{k.entry, k.lease(c.keys, rt.ns)}, []string{string(enc), lifeMs, lease.token}})
-	cmds := make([]rueidis.Completed, len(calls))
-	for i, s := range calls {
-		cmds[i] = s.s.EvalSha(s.keys, s.args)
-	}
-	ok := true
-	for i, r := range c.rdb.DoMulti(ctx, cmds...) {
-		if r = calls[i].s.Retry(ctx, c.rdb, r, calls[i].keys, calls[i].args); r.Error() != nil {
-			ok = false
-		}
-	}
+	ok := res.Error() == nil
 	if ok && len(lease.epochs) > 0 {
-		cmds = cmds[:0]
+		cmds := make([]rueidis.Completed, 0, len(lease.epochs))
 		for _, t := range lease.epochs {
 			cmds = append(cmds, c.rdb.B().Get().Key(c.tagEpochKey(t.tag)).Build())
 		}
@@ -273,11 +263,23 @@ func (c *Cache) store(ctx context.Context, rt *route, k entryKey, enc []byte, le
 		}
 	}
 	if !ok {
-		// Untracked, raced by a purge, or unknown: it must not stay.
+		// Raced by a purge, or unknown: it must not stay.
 		_ = c.rdb.Do(ctx, c.rdb.B().Unlink().Key(k.entry).Build()).Error()
 		c.m.errors.WithLabelValues("store").Inc()
 	}
 	return ok
+}
+
+// storeCmd is the one command that writes an entry: SET with its lifetime
+// as PX, or, when the writer holds the key's lease, the store script that
+// also releases it. keys and args are the script's (for Retry).
+func (c *Cache) storeCmd(entry, lease string, enc []byte, life time.Duration, token string) (cmd rueidis.Completed, keys, args []string) {
+	if token == "" {
+		return c.rdb.B().Set().Key(entry).Value(rueidis.BinaryString(enc)).Px(life).Build(), nil, nil
+	}
+	keys = []string{entry, lease}
+	args = []string{string(enc), strconv.FormatInt(life.Milliseconds(), 10), token}
+	return storeScript.EvalSha(keys, args), keys, args
 }
 
 func tags(es []tagEpoch) []string {
