@@ -3,7 +3,6 @@ package session
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -29,14 +28,6 @@ type Config struct {
 	// default is 20; at most 1000.
 	MaxPerUser int
 
-	// LocalLease is how recently Redis must have answered this process for
-	// a session held in the local tier (client-side cache) to be served
-	// without a round trip. Past it lookups go to Redis, so a stalled Redis
-	// or a partition stops local answers within it. While they are served,
-	// one PING goes out in the background every half lease. The default is
-	// 100ms.
-	LocalLease time.Duration
-
 	// Now, if set, is the clock of every expiry decision; the scripts get
 	// its time as an argument. It is for tests. Nil (the default) means
 	// Redis TIME, read inside each script, so every instance of the service
@@ -53,7 +44,6 @@ const (
 	defaultTouch      = time.Minute
 	defaultMaxPerUser = 20
 	maxMaxPerUser     = 1000
-	defaultLocalLease = 100 * time.Millisecond
 )
 
 func (cfg Config) withDefaults() Config {
@@ -69,9 +59,6 @@ func (cfg Config) withDefaults() Config {
 	if cfg.MaxPerUser == 0 {
 		cfg.MaxPerUser = defaultMaxPerUser
 	}
-	if cfg.LocalLease == 0 {
-		cfg.LocalLease = defaultLocalLease
-	}
 	return cfg
 }
 
@@ -84,7 +71,7 @@ func (cfg Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"IdleTimeout", cfg.IdleTimeout}, {"AbsoluteTimeout", cfg.AbsoluteTimeout}, {"TouchInterval", cfg.TouchInterval}, {"LocalLease", cfg.LocalLease}} {
+	}{{"IdleTimeout", cfg.IdleTimeout}, {"AbsoluteTimeout", cfg.AbsoluteTimeout}, {"TouchInterval", cfg.TouchInterval}} {
 		if d.v < 0 {
 			return bad("%s must not be negative, got %s", d.name, d.v)
 		}
@@ -107,29 +94,4 @@ func (cfg Config) Validate() error {
 		return bad("MaxPerUser must be 1 to %d, got %d", maxMaxPerUser, cfg.MaxPerUser)
 	}
 	return nil
-}
-
-// ConfigFromEnv reads SESSION_IDLE_TIMEOUT and SESSION_ABSOLUTE_TIMEOUT (Go
-// durations such as 24h or 168h; unset or empty means the default) through
-// getenv, usually os.Getenv. An error names the variable.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	var cfg Config
-	for _, v := range []struct {
-		name string
-		dst  *time.Duration
-	}{{"SESSION_IDLE_TIMEOUT", &cfg.IdleTimeout}, {"SESSION_ABSOLUTE_TIMEOUT", &cfg.AbsoluteTimeout}} {
-		s := strings.TrimSpace(getenv(v.name))
-		if s == "" {
-			continue
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return Config{}, fmt.Errorf("%w: %s=%q: want a positive Go duration such as 24h", ErrInvalidConfig, v.name, s)
-		}
-		*v.dst = d
-	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("SESSION_IDLE_TIMEOUT / SESSION_ABSOLUTE_TIMEOUT: %w", err)
-	}
-	return cfg, nil
 }

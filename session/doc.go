@@ -60,7 +60,7 @@
 // due, a lookup costs no round trip at all; the first read costs one (two
 // GETs in one pipeline), and a lookup whose touch is due, or that the
 // local tier cannot decide safely (near expiry, a copy older than a write
-// here, Redis silent for longer than Config.LocalLease), runs the load
+// here, the connection silent for longer than redisx.Config.LocalLease), runs the load
 // script: one round trip. Update is a lookup plus its compare-and-set.
 // Redis pushes the invalidation of a changed key to every instance (well
 // within 100ms); the instance that wrote never serves the old copy (see

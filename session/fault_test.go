@@ -2,11 +2,13 @@ package session
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/theaterscriptpro/tsp/internal/faultproxy"
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
@@ -19,6 +21,7 @@ import (
 // lookup deadline and never lets a request through; an optional route
 // goes on anonymous; both recover with no action by anyone.
 func TestRedisOutage(t *testing.T) {
+	const lease = 150 * time.Millisecond
 	t.Parallel()
 	srv := redistest.StartServer(t)
 	rdb := redistest.Connect(t, redisx.Config{
@@ -28,9 +31,9 @@ func TestRedisOutage(t *testing.T) {
 		// bound the lookup itself, requests would hang this long.
 		CommandTimeout: 10 * time.Second,
 		DialTimeout:    10 * time.Second,
+		LocalLease:     lease,
 	})
-	const lease = 150 * time.Millisecond
-	s, err := NewStore(rdb, Config{LocalLease: lease})
+	s, err := NewStore(rdb, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,5 +129,68 @@ func TestRedisOutage(t *testing.T) {
 	// is unknown now, which is 401, not 503.
 	if w, _, _ := do(m.RequireSession, tok); w.Code != http.StatusUnauthorized {
 		t.Fatalf("old session on an empty server: got %d, want 401", w.Code)
+	}
+}
+
+// TestHungInstanceRefusesEndedSessionWithin100ms: instance A holds a
+// session in its local tier when its connection to Redis is black-holed
+// (no RST: the invalidation is held in the network). Instance B, on a
+// healthy connection, ends the session with Delete, DeleteAll or Rotate.
+// No request on A that begins more than API.md's 100 ms (redisx's
+// LocalLease) after B's call returned is answered 200; the figure is
+// printed.
+func TestHungInstanceRefusesEndedSessionWithin100ms(t *testing.T) {
+	t.Parallel()
+	for _, end := range []struct {
+		name string
+		run  func(b *Store, tok string) error
+	}{
+		{"Delete", func(b *Store, tok string) error { return b.Delete(context.Background(), tok) }},
+		{"DeleteAll", func(b *Store, _ string) error {
+			_, err := b.DeleteAll(context.Background(), "u1", "")
+			return err
+		}},
+		{"Rotate", func(b *Store, tok string) error {
+			_, _, err := b.Rotate(context.Background(), tok)
+			return err
+		}},
+	} {
+		t.Run(end.name, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.StartServer(t)
+			px := faultproxy.Start(t, srv.Addr)
+			acfg := redistest.At(redistest.Config(t), px.Addr())
+			acfg.CommandTimeout = 200 * time.Millisecond
+			bcfg := redistest.At(acfg, srv.Addr)
+			rdbA := redistest.Connect(t, acfg)
+			a, err := NewStore(rdbA, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := NewStore(redistest.Connect(t, bcfg), Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ma := newTestManager(t, a, ManagerConfig{})
+			tok, _ := mustCreate(t, b, NewSession{UserID: "u1"})
+			heldLocally(t, ma, rdbA, tok)
+			px.Hang()
+			t.Cleanup(px.Reset)
+			if err := end.run(b, tok); err != nil {
+				t.Fatal(err)
+			}
+			redistest.StaleWithin(t, end.name+": a session ended elsewhere, on a hung instance", time.Now(), 100*time.Millisecond, func() (bool, string) {
+				code := requireStatus(ma, tok)
+				return code == 200, fmt.Sprintf("status %d", code)
+			})
+			// Never again, not even after the hang ends.
+			px.Reset()
+			for range 50 {
+				if code := requireStatus(ma, tok); code == 200 {
+					t.Fatalf("%s: A honoured the ended session again after the hang ended", end.name)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		})
 	}
 }

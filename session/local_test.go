@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,9 +15,12 @@ import (
 
 // twoInstances returns two stores (with managers) on two clients sharing
 // one Redis and key prefix: two app instances.
-func twoInstances(t *testing.T, cfg Config) (a, b *Store, ma, mb *Manager, rdbB *redisx.Client) {
+func twoInstances(t *testing.T, cfg Config, edit ...func(*redisx.Config)) (a, b *Store, ma, mb *Manager, rdbB *redisx.Client) {
 	t.Helper()
 	rcfg := redistest.Config(t)
+	for _, e := range edit {
+		e(&rcfg)
+	}
 	var err error
 	if a, err = NewStore(redistest.Connect(t, rcfg), cfg); err != nil {
 		t.Fatal(err)
@@ -77,7 +81,7 @@ func TestOtherInstanceSeesEndWithin100ms(t *testing.T) {
 	for _, e := range ends {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
-			a, _, ma, mb, rdbB := twoInstances(t, Config{LocalLease: time.Hour})
+			a, _, ma, mb, rdbB := twoInstances(t, Config{}, longLease)
 			var worst time.Duration
 			for i := range 10 {
 				tok, sess := mustCreate(t, a, NewSession{UserID: "u1"})
@@ -114,7 +118,7 @@ func TestOtherInstanceSeesEndWithin100ms(t *testing.T) {
 // within a few rounds.
 func TestWriterNeverServesOldCopy(t *testing.T) {
 	t.Parallel()
-	s, rdb := newTestStore(t, Config{LocalLease: time.Hour})
+	s, rdb := newTestStore(t, Config{}, longLease)
 	m := newTestManager(t, s, ManagerConfig{})
 	ctx := context.Background()
 	for i := range 40 {
@@ -151,8 +155,8 @@ func TestLocalNeverExtends(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	log := &commandLog{}
-	s, _ := newTestStore(t, Config{Now: clk.Now, IdleTimeout: time.Hour, AbsoluteTimeout: 2 * time.Hour, TouchInterval: time.Minute, LocalLease: time.Hour},
-		func(c *redisx.Config) { c.CommandHook = log.hook })
+	s, _ := newTestStore(t, Config{Now: clk.Now, IdleTimeout: time.Hour, AbsoluteTimeout: 2 * time.Hour, TouchInterval: time.Minute},
+		longLease, func(c *redisx.Config) { c.CommandHook = log.hook })
 	ctx := context.Background()
 	tok, _ := mustCreate(t, s, NewSession{UserID: "u1"})
 	settle(t, s, log, tok)
@@ -162,7 +166,10 @@ func TestLocalNeverExtends(t *testing.T) {
 	if _, err := s.Get(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
-	if got := log.take(); len(got) != 1 || got[0][0] != "EVALSHA" {
+	// The script: one EVALSHA, and its EVAL fallback on a server that has
+	// not seen it yet (a fresh Sentinel master: nothing here loaded it).
+	if got := log.take(); !slices.EqualFunc(got, [][]string{{"EVALSHA"}}, slices.Equal) &&
+		!slices.EqualFunc(got, [][]string{{"EVALSHA"}, {"EVAL"}}, slices.Equal) {
 		t.Fatalf("Get within the margin of the idle expiry: sent %v, want the script", got)
 	}
 	// Past the idle expiry by the store's clock: gone, though the key
@@ -176,38 +183,7 @@ func TestLocalNeverExtends(t *testing.T) {
 	}
 }
 
-// TestWrittenLogRule pins the read-your-writes rule of the local tier.
-func TestWrittenLogRule(t *testing.T) {
-	t.Parallel()
-	l := writtenLog{keep: time.Hour}
-	before := l.since()
-	l.mark("k")
-	after := l.since()
-	for _, tc := range []struct {
-		name  string
-		key   string
-		hit   bool
-		since uint64
-		want  bool
-	}{
-		{"another key", "other", true, after, true},
-		{"a local copy", "k", true, after, false},
-		{"a local copy, lookup before the write", "k", true, before, false},
-		{"a Redis read that started before the write", "k", false, before, true},
-	} {
-		if got := l.trust(tc.key, tc.hit, tc.since); got != tc.want {
-			t.Errorf("%s: trust = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-	if l.n.Load() != 1 {
-		t.Fatal("a Redis read that started before the write cleared the mark")
-	}
-	if !l.trust("k", false, after) || !l.trust("k", true, after) || l.n.Load() != 0 {
-		t.Fatal("a Redis read that started after the write: want the mark cleared")
-	}
-	l.keep = -time.Second
-	l.mark("k")
-	if !l.trust("k", true, l.since()) {
-		t.Fatal("a mark older than any local copy: want trusted")
-	}
-}
+// longLease gives a client a LocalLease longer than any test, so no
+// background lease renewal shows among the commands a test counts (the
+// lease itself is redisx's, tested there).
+func longLease(cfg *redisx.Config) { cfg.LocalLease = time.Hour }

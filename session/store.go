@@ -27,11 +27,8 @@ type Store struct {
 	max     string
 	metrics *metrics
 
-	// The local tier (local.go).
-	localTTL time.Duration // how long a local copy may live: TouchInterval
-	written  writtenLog    // keys written here, not trusted locally until re-read
-	live     liveness      // when Redis last answered
-	ping     func(context.Context) error
+	// localTTL is how long a local copy may live (local.go): TouchInterval.
+	localTTL time.Duration
 }
 
 // NewStore validates cfg and returns a Store on rdb.
@@ -55,12 +52,18 @@ func NewStore(rdb *redisx.Client, cfg Config) (*Store, error) {
 		// A session's local copy is rewritten at least every TouchInterval
 		// while it is used; the epoch's is re-read as often.
 		localTTL: cfg.TouchInterval,
-		ping:     rdb.Ping,
 	}
-	// A write's mark must outlast every local copy made before it (their
-	// TTL counts from when the read was sent, and a millisecond clock).
-	s.written.keep = s.localTTL + time.Second
 	return s, nil
+}
+
+// write runs a script that writes keys and marks them written for the
+// local tier (redisx MarkWritten), whatever the reply: a write whose reply
+// was lost may have been applied. Every write script goes through it, so
+// none can forget that this process must not serve the copies it had.
+func (s *Store) write(ctx context.Context, script *redisx.Script, keys, args []string) rueidis.RedisResult {
+	res := script.Run(ctx, s.rdb, keys, args)
+	s.rdb.MarkWritten(keys...)
+	return res
 }
 
 func msString(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
@@ -103,7 +106,7 @@ func (s *Store) Create(ctx context.Context, ns NewSession) (token string, _ Sess
 	}
 	token, hash := mintToken(ns.UserID)
 	id := newID()
-	res := createScript.Run(ctx, s.rdb,
+	res := s.write(ctx, createScript,
 		[]string{s.sessionKey(ns.UserID, hash), s.indexKey(ns.UserID), s.epochKey(ns.UserID)},
 		[]string{s.now(), hash, s.idle, s.abs, s.max, s.sessionPrefix(ns.UserID), id, data})
 	arr, err := res.ToArray()
@@ -117,7 +120,7 @@ func (s *Store) Create(ctx context.Context, ns NewSession) (token string, _ Sess
 	// serve their local copies (local.go).
 	for _, m := range arr[2:] {
 		if h, err := m.ToString(); err == nil {
-			s.written.mark(s.sessionKey(ns.UserID, h))
+			s.rdb.MarkWritten(s.sessionKey(ns.UserID, h))
 		}
 	}
 	nowMS, err1 := arr[0].ToString()
@@ -192,7 +195,7 @@ func (s *Store) load(ctx context.Context, token string, touch bool) (Session, er
 	if n, err := res.AsInt64(); err == nil && n == 0 {
 		// The script found the session dead and deleted it: a local copy
 		// this process holds must not outlive that.
-		s.written.mark(sk)
+		s.rdb.MarkWritten(sk)
 		s.metrics.lookups.WithLabelValues("not_found").Inc()
 		return Session{}, ErrNotFound
 	}
@@ -208,7 +211,7 @@ func (s *Store) load(ctx context.Context, token string, touch bool) (Session, er
 	s.metrics.lookups.WithLabelValues("ok").Inc()
 	if wrote {
 		// The next lookup here must see this write, not the copy before it.
-		s.written.mark(sk)
+		s.rdb.MarkWritten(sk)
 		s.metrics.touches.Inc()
 	}
 	return sess, nil
@@ -311,12 +314,9 @@ func (s *Store) Update(ctx context.Context, token string, fn func(*Session)) (Se
 		if err != nil {
 			return Session{}, err
 		}
-		n, err := updateScript.Run(ctx, s.rdb,
+		n, err := s.write(ctx, updateScript,
 			[]string{s.sessionKey(userID, hash), s.epochKey(userID)},
 			[]string{s.now(), cur.version, data}).AsInt64()
-		// Marked whatever the reply: a write whose reply was lost may have
-		// been applied.
-		s.written.mark(s.sessionKey(userID, hash))
 		if err != nil {
 			return Session{}, fail("update", err)
 		}
@@ -352,12 +352,9 @@ func (s *Store) Delete(ctx context.Context, token string) error {
 		return nil
 	}
 	sk := s.sessionKey(userID, hash)
-	n, err := deleteScript.Run(ctx, s.rdb,
+	n, err := s.write(ctx, deleteScript,
 		[]string{sk, s.indexKey(userID)},
 		[]string{s.now(), hash}).AsInt64()
-	// This process stops serving its local copy before Delete returns
-	// (local.go), also when the reply was lost but the delete applied.
-	s.written.mark(sk)
 	if err != nil {
 		return fail("delete", err)
 	}
@@ -383,11 +380,8 @@ func (s *Store) DeleteAll(ctx context.Context, userID, exceptToken string) (int,
 		keepHash = h
 		keys = append(keys, s.sessionKey(userID, h))
 	}
-	n, err := deleteAllScript.Run(ctx, s.rdb, keys,
+	n, err := s.write(ctx, deleteAllScript, keys,
 		[]string{s.now(), s.sessionPrefix(userID), keepHash, s.abs}).AsInt64()
-	// The epoch moved: no local copy of it, nor of the kept session, is
-	// trusted here until re-read (local.go).
-	s.written.mark(keys[1:]...)
 	if err != nil {
 		return 0, fail("delete all", err)
 	}
@@ -402,7 +396,7 @@ func (s *Store) DeleteByID(ctx context.Context, userID, sessionID string) (bool,
 	if !ValidUserID(userID) || !ValidID(sessionID) {
 		return false, nil
 	}
-	hashes, err := deleteByIDScript.Run(ctx, s.rdb, []string{s.indexKey(userID)},
+	hashes, err := s.write(ctx, deleteByIDScript, []string{s.indexKey(userID)},
 		[]string{s.now(), s.sessionPrefix(userID), sessionID}).AsStrSlice()
 	if err != nil {
 		return false, fail("delete by id", err)
@@ -410,7 +404,7 @@ func (s *Store) DeleteByID(ctx context.Context, userID, sessionID string) (bool,
 	// The script names the sessions it deleted, so this process stops
 	// serving their local copies before it returns (local.go).
 	for _, h := range hashes {
-		s.written.mark(s.sessionKey(userID, h))
+		s.rdb.MarkWritten(s.sessionKey(userID, h))
 	}
 	n := len(hashes)
 	if n > 0 {
@@ -459,11 +453,9 @@ func (s *Store) Rotate(ctx context.Context, token string) (newToken string, _ Se
 		return "", Session{}, ErrNotFound
 	}
 	next, newHash := mintToken(userID)
-	res := rotateScript.Run(ctx, s.rdb,
+	res := s.write(ctx, rotateScript,
 		[]string{s.sessionKey(userID, oldHash), s.sessionKey(userID, newHash), s.indexKey(userID), s.epochKey(userID)},
 		[]string{s.now(), oldHash, newHash, s.idle})
-	// The old token fails here the moment Rotate returns (local.go).
-	s.written.mark(s.sessionKey(userID, oldHash))
 	sess, _, err := decodeReply(res, userID)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {

@@ -649,38 +649,3 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("NewStore(nil): got %v, want ErrInvalidConfig", err)
 	}
 }
-
-func TestConfigFromEnv(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		name     string
-		env      map[string]string
-		idle     time.Duration
-		absolute time.Duration
-		ok       bool
-	}{
-		{"unset", nil, 0, 0, true},
-		{"set", map[string]string{"SESSION_IDLE_TIMEOUT": "2h", "SESSION_ABSOLUTE_TIMEOUT": " 48h "}, 2 * time.Hour, 48 * time.Hour, true},
-		{"days are not Go", map[string]string{"SESSION_ABSOLUTE_TIMEOUT": "7d"}, 0, 0, false},
-		{"zero", map[string]string{"SESSION_IDLE_TIMEOUT": "0s"}, 0, 0, false},
-		{"negative", map[string]string{"SESSION_IDLE_TIMEOUT": "-1h"}, 0, 0, false},
-		{"garbage", map[string]string{"SESSION_IDLE_TIMEOUT": "soon"}, 0, 0, false},
-		{"idle over absolute", map[string]string{"SESSION_IDLE_TIMEOUT": "200h"}, 0, 0, false},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := ConfigFromEnv(func(k string) string { return tt.env[k] })
-			if (err == nil) != tt.ok {
-				t.Fatalf("ConfigFromEnv: got %v, want ok %v", err, tt.ok)
-			}
-			if err != nil {
-				if !strings.Contains(err.Error(), "SESSION_") {
-					t.Errorf("error %q does not name the variable", err)
-				}
-				return
-			}
-			if cfg.IdleTimeout != tt.idle || cfg.AbsoluteTimeout != tt.absolute {
-				t.Errorf("got idle %v absolute %v, want %v %v", cfg.IdleTimeout, cfg.AbsoluteTimeout, tt.idle, tt.absolute)
-			}
-		})
-	}
-}
