@@ -5,12 +5,22 @@
 //
 // Lines are never split or interleaved: each Write (slog writes one record
 // per call) goes into the buffer whole. A line waits at most FlushEvery,
-// and Close flushes what is left, so a clean shutdown loses nothing; a
-// crash loses at most FlushEvery of lines.
+// and Close flushes what is left, so a clean shutdown loses nothing.
+//
+// What explains a crash must not wait in a buffer that a SIGKILL, an OOM
+// kill or a fatal runtime error throws away: WriteThrough flushes after
+// every record at WARN or above (with the batched lines before it, in
+// order), except the per-request access lines, which stay batched even for
+// 5xx responses. A crash then loses at most FlushEvery of INFO and access
+// lines. Throttle keeps an outage from writing the same warning once per
+// request: one line per cause per interval, then one with the count.
 //
 //	out := logbuf.New(os.Stdout, 100*time.Millisecond)
 //	defer out.Close()
-//	logger := slog.New(slog.NewJSONHandler(out, nil))
+//	json := slog.NewJSONHandler(out, nil)
+//	th := logbuf.Throttle(logbuf.WriteThrough(json, out, "request"), 10*time.Second, "request")
+//	defer th.Close()
+//	logger := slog.New(th)
 package logbuf
 
 import (

@@ -39,8 +39,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/XSAM/otelsql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"go.opentelemetry.io/otel/attribute"
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
 	"github.com/theaterscriptpro/tsp/internal/theater"
@@ -112,6 +114,17 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	return s, nil
 }
 
+// sqlTracing makes an OpenTelemetry span of every query, statement and
+// transaction (otelsql), with the SQL text but never its arguments, through
+// the global tracer provider: a no-op unless internal/tracing has set one up.
+// Row iteration, session resets and prepares would only add noise.
+func sqlTracing(system string) []otelsql.Option {
+	return []otelsql.Option{
+		otelsql.WithAttributes(attribute.String("db.system.name", system)),
+		otelsql.WithSpanOptions(otelsql.SpanOptions{OmitConnResetSession: true, OmitRows: true, OmitConnPrepare: true}),
+	}
+}
+
 // redact hides a password in a URL so an error about it can be printed.
 func redact(s string) string {
 	u, err := url.Parse(s)
@@ -165,7 +178,7 @@ func openSQLite(rest string) (*Store, error) {
 	// returns SQLITE_BUSY at once to avoid deadlock), an immediate one can.
 	dsn := path + "?_pragma=" + url.QueryEscape(fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds())) +
 		"&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	db, err := otelsql.Open("sqlite", dsn, sqlTracing("sqlite")...)
 	if err != nil {
 		return nil, theater.Wrap(theater.EINTERNAL, "cannot open the database", err)
 	}
@@ -196,7 +209,7 @@ func openPostgres(dsn string) (*Store, error) {
 		// every request for the kernel's TCP timeout (minutes).
 		cfg.ConnectTimeout = 5 * time.Second
 	}
-	db := stdlib.OpenDB(*cfg)
+	db := otelsql.OpenDB(stdlib.GetConnector(*cfg), sqlTracing("postgresql")...)
 	db.SetMaxOpenConns(20)
 	db.SetMaxIdleConns(10)
 	// Recycle connections so a failover or a pgbouncer restart is picked
