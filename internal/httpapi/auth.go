@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -98,6 +101,56 @@ func errBadCredentials() error {
 	return theater.Errorf(theater.EUNAUTHORIZED, "the email or password is incorrect")
 }
 
+// errSignInUnavailable is the one answer to a sign-in that cannot make a
+// session, or cannot be limited, or cannot get memory to hash: given before
+// the password is checked wherever that can be known, so it never tells a
+// right password from a wrong one. cause (which may be nil) goes to the
+// request's log line only.
+func errSignInUnavailable(cause error) error {
+	return theater.Wrap(theater.EUNAVAILABLE, "sign-in is unavailable; retry shortly", cause)
+}
+
+// signInRedisDeadline bounds the Redis calls a sign-in makes before the
+// password is checked (the login limiter's decision and the session
+// probe). Far longer than the API limiter's 75ms: a sign-in spends tens of
+// milliseconds on argon2id anyway, and that hashing slows a small
+// machine's other calls (the soak on a loaded 2-core box got sign-in 503s
+// at 250ms). A Redis slower than this is treated as down (503), never as
+// "let the guess through".
+const signInRedisDeadline = 500 * time.Millisecond
+
+// sessionProbeTTL is how long a session probe's key lives.
+const sessionProbeTTL = time.Second
+
+// probeSessions reports whether a session for the user whose hash tag is
+// tag could be written now: one small SET, within signInRedisDeadline, on
+// the Redis node (Cluster slot) that holds that user's sessions. It fails
+// when Redis is down, slower than the deadline, or full (an OOM refusal
+// under noeviction) — every way SignIn would fail — and it is made before
+// the password is checked, for known and unknown emails alike.
+func (s *Server) probeSessions(r *http.Request, tag string) error {
+	ctx, cancel := context.WithTimeout(r.Context(), signInRedisDeadline)
+	defer cancel()
+	key := s.keys.Tagged("signin", tag)
+	return s.rdb.Do(ctx, s.rdb.B().Set().Key(key).Value("1").Px(sessionProbeTTL).Build()).Error()
+}
+
+// hashUnavailable turns the gate's refusal (too many hashes at once) into
+// the 503 a client sees; other errors pass through.
+func hashUnavailable(err error) error {
+	if errors.Is(err, password.ErrBusy) {
+		return theater.Wrap(theater.EUNAVAILABLE, "the server is busy; retry shortly", err)
+	}
+	return err
+}
+
+// hashPassword hashes a new password under the server's argon2id memory
+// budget.
+func (s *Server) hashPassword(r *http.Request, pw string) (string, error) {
+	h, err := s.passwords.Hash(r.Context(), pw)
+	return h, hashUnavailable(err)
+}
+
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	var in loginRequest
 	if !s.readBody(w, r, &in) {
@@ -126,22 +179,45 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			refuseLogin(w, &d)
 			return
 		}
+		if d.Source != ratelimit.SourceRedis {
+			// Redis did not answer the limiter in time (down, slow, full):
+			// the attempt was counted locally, and no session could be made,
+			// so the password is not even looked at.
+			s.fail(w, r, errSignInUnavailable(errors.New("login limiter decided without redis: "+d.Source.String())))
+			return
+		}
 		decision = &d
 	}
 	u, hash, err := s.deps.Users.UserByEmail(r.Context(), email)
+	known := err == nil
 	switch {
 	case theater.ErrorCode(err) == theater.ENOTFOUND:
-		// Spend the time a real check takes, then give the same answer.
-		password.VerifyDummy(in.Password)
-		s.fail(w, r, errBadCredentials())
-		return
 	case err != nil:
 		s.fail(w, r, err)
 		return
 	}
-	match, err := password.Verify(in.Password, hash)
+	// The probe goes where this user's sessions live; an unknown email
+	// probes a tag of its own, so both cost the same round trip.
+	tag := u.ID
+	if !known {
+		tag = "unknown:" + loginKey(netip.Addr{}, email)
+	}
+	if err := s.probeSessions(r, tag); err != nil {
+		s.fail(w, r, errSignInUnavailable(fmt.Errorf("session probe: %w", err)))
+		return
+	}
+	if !known {
+		// Spend the time a real check takes, then give the same answer.
+		if err := s.passwords.VerifyDummy(r.Context(), in.Password); err != nil {
+			s.fail(w, r, hashUnavailable(err))
+			return
+		}
+		s.fail(w, r, errBadCredentials())
+		return
+	}
+	match, err := s.passwords.Verify(r.Context(), in.Password, hash)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, hashUnavailable(err))
 		return
 	}
 	if !match {
@@ -154,7 +230,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		Attrs: map[string]string{attrName: u.Name, attrCreatedAt: u.CreatedAt.UTC().Format(time.RFC3339Nano)},
 	})
 	if err != nil {
-		s.fail(w, r, err)
+		// Redis failed between the probe and now: the same answer as the
+		// probe's, whatever the store's error was.
+		s.fail(w, r, errSignInUnavailable(fmt.Errorf("sign in: %w", err)))
 		return
 	}
 	if decision != nil {
@@ -178,11 +256,6 @@ func loginKey(ip netip.Addr, email string) string {
 
 // refuseLogin answers a sign-in the login limiter refused.
 func refuseLogin(w http.ResponseWriter, d *ratelimit.Decision) {
-	if d.Source == ratelimit.SourceFailClosed {
-		w.Header().Set("Retry-After", "1")
-		problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Detail: "sign-in is unavailable; retry shortly"})
-		return
-	}
 	secs := int64((d.RetryAfter + time.Second - 1) / time.Second)
 	if secs < 1 {
 		secs = 1

@@ -85,7 +85,7 @@ func TestResponseCache(t *testing.T) {
 	}
 
 	// The key is the original guide's script:{id}, with a TTL of 600 s.
-	key := in.rdb.Keys().Script(sc.ID)
+	key := domainKeys{in.rdb.Keys()}.Script(sc.ID)
 	ttl, err := in.rdb.TTL(context.Background(), key)
 	if err != nil || ttl <= 0 || ttl > ScriptTTL {
 		t.Fatalf("TTL of %s = %v (%v), want (0, %v]", key, ttl, err, ScriptTTL)

@@ -281,7 +281,7 @@ func TestClusterAndSentinelTwoInstances(t *testing.T) {
 
 				// Six scripts, until every master owns the cache keys of
 				// the same number.
-				keys := a.rdb.Keys()
+				keys := domainKeys{a.rdb.Keys()}
 				each := 6 / topo.masters
 				perMaster := map[string][]theater.Script{}
 				var scripts []theater.Script
@@ -404,7 +404,7 @@ func TestClusterAndSentinelSharedLimit(t *testing.T) {
 			a := newInstance(t, options{store: st, redis: cfg, edit: lim})
 			bb := newInstance(t, options{store: st, redis: cfg, edit: lim})
 			sd := newSeeder(t, st)
-			keys := a.rdb.Keys()
+			keys := domainKeys{a.rdb.Keys()}
 
 			// Users whose limiter keys (ratelimit:{user:<id>}) land on
 			// every master; no request has been made for them yet.

@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -24,9 +26,10 @@ var errTooLarge = errors.New("httpapi: body too large")
 var errMediaType = errors.New("httpapi: unsupported media type")
 
 // decodeJSON reads exactly one JSON object from r's body into v: no unknown
-// fields, no trailing data, at most MaxBodyBytes. Its errors are either
-// EINVALID domain errors naming the field at fault, errTooLarge or
-// errMediaType.
+// fields, field names spelled exactly (encoding/json would take "Title" or
+// "TITLE" for "title"), no field twice, no trailing data, at most
+// MaxBodyBytes. Its errors are either EINVALID domain errors naming the
+// field at fault, errTooLarge or errMediaType.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		// A missing Content-Type is accepted for curl's sake; anything that a
@@ -39,7 +42,14 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if r.ContentLength > MaxBodyBytes {
 		return errTooLarge
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		return jsonError(err)
+	}
+	if err := exactFields(body, v); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
@@ -47,13 +57,90 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	// Anything after the object, even a second object, is refused: a body
 	// means one thing only.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errTooLarge
-		}
 		return theater.Invalid("body", "must hold one JSON object and nothing after it")
 	}
 	return nil
+}
+
+// exactFields checks the top-level member names of the JSON object in body
+// against the json names of the struct v points to, byte for byte: Go's
+// decoder folds case, so without this {"Title":…} or {"PASSWORD":…} would be
+// taken as if spelled right, and of a name given twice the last would
+// silently win (a body that two parsers read differently). Request bodies
+// are flat objects, so only the top level is checked. Anything that is not
+// a well-formed object is left to the decoder, which reports it.
+func exactFields(body []byte, v any) error {
+	names := jsonFieldNames(reflect.TypeOf(v))
+	if names == nil || !json.Valid(body) {
+		// Malformed JSON is reported as such (truncated, byte offset) by
+		// the decoder, whatever names it holds.
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	seen := make(map[string]bool, len(names))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		name, _ := tok.(string)
+		if !names[name] {
+			return theater.Invalid(fieldLabel(name), "is not a known field")
+		}
+		if seen[name] {
+			return theater.Invalid(name, "must be given once")
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// jsonFieldNames returns the member names encoding/json gives the fields of
+// struct type t (or *t), or nil when t is not a struct.
+func jsonFieldNames(t reflect.Type) map[string]bool {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	names := map[string]bool{}
+	for f := range t.Fields() {
+		tag := f.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		switch {
+		case tag == "-" || !f.IsExported() && !f.Anonymous:
+			continue
+		case f.Anonymous && name == "":
+			for n := range jsonFieldNames(f.Type) {
+				names[n] = true
+			}
+			continue
+		case name == "":
+			name = f.Name
+		}
+		names[name] = true
+	}
+	return names
+}
+
+// fieldLabel is a client's field name as it may appear in a problem: never
+// the raw bytes of a long or unprintable name.
+func fieldLabel(name string) string {
+	switch {
+	case name == "":
+		return "(empty name)"
+	case len(name) > 64 || !printable(name):
+		return "(unprintable)"
+	}
+	return name
 }
 
 // jsonError translates encoding/json's errors into messages that name the
@@ -80,13 +167,7 @@ func jsonError(err error) error {
 		return theater.Invalid(typ.Field, "must be "+jsonKind(typ.Type.Kind().String()))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-		switch {
-		case name == "":
-			name = "(empty name)"
-		case len(name) > 64 || !printable(name):
-			name = "(unprintable)"
-		}
-		return theater.Invalid(name, "is not a known field")
+		return theater.Invalid(fieldLabel(name), "is not a known field")
 	default:
 		// Request types hold only strings, numbers and booleans (timestamps
 		// are parsed by the handlers), so this is a nesting or depth error.

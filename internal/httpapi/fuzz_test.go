@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"net/url"
@@ -13,13 +14,15 @@ import (
 )
 
 // FuzzDecodeJSON feeds every request body type arbitrary bytes: decoding
-// never panics, and every failure is one of the three kinds the handlers
-// turn into 400, 413 or 415, with a client-safe message.
+// never panics, every failure is one of the three kinds the handlers turn
+// into 400, 413 or 415, with a client-safe message, and every success used
+// only member names the request type spells exactly so.
 func FuzzDecodeJSON(f *testing.F) {
 	for _, s := range []string{
 		`{}`, `{"title":"x"}`, `{"email":"a@b.c","password":"12345678"}`, `{"type":"perusal","endsAt":"2030-01-01T00:00:00Z"}`,
 		`[]`, `null`, `{"a":1}`, `{} {}`, `{"castMin":"2"}`, `{"castMin":1e400}`, "{\"title\":\"\x00\"}", `{"`, `{"title":"x"}garbage`,
 		strings.Repeat("[", 10000), `{"performances":-1}`,
+		`{"Title":"x"}`, `{"TYPE":"perusal"}`, `{"Email":"a@b.c","PASSWORD":"12345678"}`, `{"title":"a","title":"b"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -33,8 +36,13 @@ func FuzzDecodeJSON(f *testing.F) {
 		for _, target := range targets {
 			r := httptest.NewRequest("POST", "/", bytes.NewReader(body))
 			r.Header.Set("Content-Type", "application/json")
-			err := decodeJSON(httptest.NewRecorder(), r, target())
-			if err == nil || errors.Is(err, errTooLarge) || errors.Is(err, errMediaType) {
+			v := target()
+			err := decodeJSON(httptest.NewRecorder(), r, v)
+			if err == nil {
+				wantExactNames(t, body, v)
+				continue
+			}
+			if errors.Is(err, errTooLarge) || errors.Is(err, errMediaType) {
 				continue
 			}
 			if theater.ErrorCode(err) != theater.EINVALID || theater.ErrorField(err) == "" {
@@ -46,6 +54,30 @@ func FuzzDecodeJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// wantExactNames fails unless every member name of the object in body is
+// one that v, encoded again, carries: the names encoding/json itself writes
+// for the type, an oracle independent of decodeJSON's own check.
+func wantExactNames(t *testing.T, body []byte, v any) {
+	t.Helper()
+	var in map[string]json.RawMessage
+	if json.Unmarshal(body, &in) != nil {
+		return // null: decodes to the zero request, which validation refuses
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var known map[string]json.RawMessage
+	if err := json.Unmarshal(out, &known); err != nil {
+		t.Fatal(err)
+	}
+	for name := range in {
+		if _, ok := known[name]; !ok {
+			t.Fatalf("decode %q accepted member %q, which %T does not spell so", body, name, v)
+		}
+	}
 }
 
 // FuzzParseFilter: any query string either fails with a field named, or

@@ -19,6 +19,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // readyz checks Redis (PING) and the database at once, each within
 // ReadyTimeout, and answers 503 naming what is down. The Redis check goes
 // through the client's circuit breaker, so an open breaker answers at once.
+// After Drain it answers 503 whatever the checks say: the server is
+// shutting down.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.deps.ReadyTimeout)
 	defer cancel()
@@ -38,6 +40,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		body["database"] = "down"
 		status = http.StatusServiceUnavailable
 	}
+	detail := "a dependency is down"
+	if s.draining.Load() {
+		status, detail = http.StatusServiceUnavailable, "shutting down"
+	}
 	private(w)
 	if status == http.StatusOK {
 		s.writeJSON(w, r, status, body)
@@ -48,7 +54,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", "1")
 	b, _ := json.Marshal(readyProblem{
 		Type: "about:blank", Title: http.StatusText(status), Status: status,
-		Detail: "a dependency is down", Redis: body["redis"], Database: body["database"],
+		Detail: detail, Redis: body["redis"], Database: body["database"],
 	})
 	h := w.Header()
 	h.Set("Content-Type", problem.ContentType)

@@ -143,6 +143,7 @@ func newInstance(tb testing.TB, o options) *instance {
 		tb.Fatalf("New: %v", err)
 	}
 	ts := httptest.NewServer(api)
+	checkContract(tb, ts.Client())
 	tb.Cleanup(func() {
 		ts.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/theaterscriptpro/tsp/internal/tracing"
 	"github.com/theaterscriptpro/tsp/problem"
 )
 
@@ -134,6 +138,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			info.id = newRequestID()
 		}
 		w.Header().Set("X-Request-ID", info.id)
+		span := trace.SpanFromContext(r.Context()) // otelhttp's, when tracing is on
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String(tracing.AttrRequestID, info.id))
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 		s.metrics.inFlight.Inc()
@@ -153,6 +161,15 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				status = http.StatusOK
 			}
 			d := time.Since(start)
+			if span.IsRecording() {
+				// The route is known only now, after the mux chose it.
+				path := info.route
+				if _, p, ok := strings.Cut(path, " "); ok {
+					path = p // a mux pattern: "GET /api/scripts/{id}"
+				}
+				span.SetName(metricMethod(r.Method) + " " + path)
+				span.SetAttributes(attribute.String("http.route", path))
+			}
 			s.metrics.duration.WithLabelValues(metricMethod(r.Method), info.route, strconv.Itoa(status)).Observe(d.Seconds())
 			level := slog.LevelInfo
 			if status >= 500 {
@@ -171,6 +188,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 				slog.String("request_id", info.id),
 				slog.Int64("bytes", sw.bytes),
+				// The client as the limiters and session records see it
+				// (clientip, behind TRUSTED_PROXIES).
+				slog.String("client_ip", s.ips.ClientIP(r).String()),
 			}
 			if c := sw.Header().Get("X-Cache"); c != "" {
 				attrs = append(attrs, slog.String("cache", c))

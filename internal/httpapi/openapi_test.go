@@ -3,9 +3,12 @@ package httpapi
 import (
 	"encoding/json"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/theaterscriptpro/tsp/internal/theater"
 )
 
 // TestOpenAPIMatchesRoutes walks the mux's registered patterns and the
@@ -73,6 +76,42 @@ func TestOpenAPIRefsResolve(t *testing.T) {
 		}
 		if node == nil {
 			t.Errorf("$ref #/%s does not resolve", m[1])
+		}
+	}
+}
+
+// TestOpenAPIGenresMatchDomain: the document's genre list is the domain's,
+// so adding a genre in internal/theater cannot leave the contract behind.
+func TestOpenAPIGenresMatchDomain(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Genre struct {
+					Enum []string `json:"enum"`
+				} `json:"Genre"`
+				GenreInput struct {
+					Pattern string `json:"pattern"`
+				} `json:"GenreInput"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := doc.Components.Schemas.Genre.Enum, theater.Genres(); !slices.Equal(got, want) {
+		t.Fatalf("Genre enum %v, want theater.Genres() %v", got, want)
+	}
+	c := loadContract(t)
+	for _, g := range theater.Genres() {
+		for _, v := range []string{g, strings.ToUpper(g), " " + g + "\t"} {
+			if err := c.validate("/components/schemas/GenreInput", v); err != nil {
+				t.Errorf("GenreInput refuses %q, which the server takes: %v", v, err)
+			}
+		}
+	}
+	for _, v := range []string{"", "dramas", "drama drama", "*", "comédie"} {
+		if err := c.validate("/components/schemas/GenreInput", v); err == nil {
+			t.Errorf("GenreInput accepts %q, which the server refuses", v)
 		}
 	}
 }

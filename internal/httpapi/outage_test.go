@@ -84,7 +84,7 @@ func TestRedisDown(t *testing.T) {
 	ctx := context.Background()
 	deadline = time.Now().Add(5 * time.Second)
 	for {
-		v, found, err := in.rdb.Get(ctx, in.rdb.Keys().ScriptViews(sc.ID))
+		v, found, err := in.rdb.Get(ctx, domainKeys{in.rdb.Keys()}.ScriptViews(sc.ID))
 		if n, _ := strconv.Atoi(string(v)); err == nil && found && n >= 2 {
 			break
 		}

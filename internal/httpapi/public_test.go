@@ -108,7 +108,7 @@ func TestViewCounter(t *testing.T) {
 		t.Fatalf("views = %d right after 7 reads, want 7", stats.Views)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	key := in.rdb.Keys().ScriptViews(sc.ID)
+	key := domainKeys{in.rdb.Keys()}.ScriptViews(sc.ID)
 	for {
 		v, found, err := in.rdb.Get(context.Background(), key)
 		if err == nil && found && string(v) == "7" {

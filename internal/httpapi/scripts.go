@@ -139,6 +139,7 @@ func (s *Server) createScript(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.afterScriptWrite(r, sc.ID, false)
 	w.Header().Set("Location", "/api/scripts/"+sc.ID)
 	private(w)
 	s.writeJSON(w, r, http.StatusCreated, sc)
@@ -180,6 +181,7 @@ func (s *Server) updateScript(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.afterScriptWrite(r, sc.ID, false)
 	private(w)
 	s.writeJSON(w, r, http.StatusOK, sc)
 }
@@ -202,6 +204,7 @@ func (s *Server) deleteScript(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.afterScriptWrite(r, sc.ID, true)
 	if _, err := s.rdb.Delete(r.Context(), s.keys.ScriptViews(sc.ID)); err != nil && !errors.Is(err, redisx.ErrUnavailable) {
 		s.log.Warn("delete view counter", "request_id", RequestID(r.Context()), "error", err.Error())
 	}

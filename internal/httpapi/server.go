@@ -11,12 +11,18 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/theaterscriptpro/tsp/clientip"
 	"github.com/theaterscriptpro/tsp/httpcache"
+	"github.com/theaterscriptpro/tsp/internal/password"
 	"github.com/theaterscriptpro/tsp/internal/theater"
 	"github.com/theaterscriptpro/tsp/problem"
 	"github.com/theaterscriptpro/tsp/ratelimit"
@@ -92,10 +98,30 @@ type Deps struct {
 	// client.
 	TrustedProxies []netip.Prefix
 
+	// TracerProvider, when set, gets a server span for every request
+	// (otelhttp), named after its route and carrying its request id. Nil:
+	// no tracing, and no cost.
+	TracerProvider trace.TracerProvider
+
+	// PrivateMetrics leaves /metrics off the API's routes (it answers 404):
+	// the caller serves MetricsHandler on a private listener (METRICS_ADDR).
+	PrivateMetrics bool
+
 	// Instances is how many API instances share Redis; when Redis is down
-	// the API limiter falls back to RATE_LIMIT_API ÷ Instances in memory.
-	// The default is 1.
+	// the API and login limiters fall back to RATE_LIMIT_API ÷ Instances
+	// and RATE_LIMIT_LOGIN ÷ Instances in memory. The default is 1.
 	Instances int
+
+	// CacheWarm is how many response-cache entries warming refills at
+	// start and after a catalogue purge, and turns on the writer's
+	// refresh of a script it changed (CACHE_WARM; see warm.go). The
+	// default, 0, is off.
+	CacheWarm int
+
+	// Passwords bounds the argon2id memory that sign-ins and sign-ups hold
+	// at once (19 MiB per hash): the zero value is password's defaults,
+	// 76 MiB (four hashes) and a 1s wait before 503.
+	Passwords password.GateConfig
 }
 
 // Server is the Theater Script Pro HTTP API: every endpoint of API.md. It is
@@ -104,7 +130,7 @@ type Server struct {
 	deps    Deps
 	log     *slog.Logger
 	rdb     *redisx.Client
-	keys    redisx.Keys
+	keys    domainKeys
 	now     func() time.Time
 	mux     *http.ServeMux
 	handler http.Handler
@@ -112,11 +138,19 @@ type Server struct {
 	views   *viewCounter
 	routes  []Route
 
-	ips          ratelimit.IPResolver
+	// draining is set by Drain: /readyz answers 503 from then on.
+	draining atomic.Bool
+
+	ips          clientip.Resolver
 	sessions     *session.Manager
 	cache        *httpcache.Cache
 	apiLimiter   *ratelimit.Limiter // nil when off
 	loginLimiter *ratelimit.Limiter // nil when off
+	warm         *warmer            // nil when off
+	passwords    *password.Gate
+
+	// The cached read routes, which cache warming fills (warm.go).
+	cachedList, cachedScript http.Handler
 }
 
 // Route is one registered method and pattern, as http.ServeMux reads it.
@@ -144,6 +178,8 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("%w: ReadyTimeout must not be negative", ErrInvalidDeps)
 	case d.Instances < 0:
 		return nil, fmt.Errorf("%w: Instances must not be negative", ErrInvalidDeps)
+	case d.CacheWarm < 0 || d.CacheWarm > maxTopViews:
+		return nil, fmt.Errorf("%w: CacheWarm must be 0 (off) to %d, got %d", ErrInvalidDeps, maxTopViews, d.CacheWarm)
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -164,7 +200,7 @@ func New(d Deps) (*Server, error) {
 		deps:    d,
 		log:     d.Logger,
 		rdb:     d.Redis,
-		keys:    d.Redis.Keys(),
+		keys:    domainKeys{d.Redis.Keys()},
 		now:     d.Now,
 		mux:     http.NewServeMux(),
 		metrics: newHTTPMetrics(),
@@ -189,6 +225,22 @@ func New(d Deps) (*Server, error) {
 	}
 	s.registerRoutes()
 	s.handler = s.observe(s.mux)
+	if d.CacheWarm > 0 {
+		s.warm = newWarmer(s, d.CacheWarm, s.cachedList, s.cachedScript)
+		for _, c := range s.warm.collectors() {
+			if err := d.Metrics.Register(c); err != nil {
+				_ = s.Close(context.Background())
+				return nil, fmt.Errorf("%w: register metrics: %v", ErrInvalidDeps, err)
+			}
+		}
+	}
+	if d.TracerProvider != nil {
+		s.handler = otelhttp.NewHandler(s.handler, "http.server",
+			otelhttp.WithTracerProvider(d.TracerProvider),
+			// The global propagator: W3C trace context unless the
+			// process set another.
+			otelhttp.WithPropagators(otel.GetTextMapPropagator()))
+	}
 	return s, nil
 }
 
@@ -208,10 +260,24 @@ func (s *Server) Routes() []Route {
 	return out
 }
 
+// Drain makes /readyz answer 503 from now on, while every other route still
+// serves: call it when shutdown begins, so load balancers stop sending
+// requests before the listener closes.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// MetricsHandler serves what /metrics serves: the Prometheus text of
+// Deps.Metrics. With Deps.PrivateMetrics, mount it on a private listener.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})
+}
+
 // Close sends the view counts not yet flushed, stops the flush loop and
 // the response cache's background work. Call it after the HTTP server has
 // drained, before closing Redis.
 func (s *Server) Close(ctx context.Context) error {
+	if s.warm != nil {
+		s.warm.close()
+	}
 	err := s.views.close(ctx)
 	if s.apiLimiter != nil {
 		// Unspent leased quota goes back to the shared window.
@@ -253,7 +319,9 @@ func (s *Server) route(path string, eps ...endpoint) {
 func (s *Server) registerRoutes() {
 	s.route("/healthz", on(http.MethodGet, s.healthz))
 	s.route("/readyz", on(http.MethodGet, s.readyz))
-	s.route("/metrics", endpoint{http.MethodGet, promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})})
+	if !s.deps.PrivateMetrics {
+		s.route("/metrics", endpoint{http.MethodGet, s.MetricsHandler()})
+	}
 	s.route("/openapi.json", on(http.MethodGet, s.openAPI))
 
 	pub := func(h http.HandlerFunc) http.Handler { return s.public(h) }
@@ -268,11 +336,13 @@ func (s *Server) registerRoutes() {
 
 	// Ids are checked first: a malformed one is 404 before any session,
 	// limiter, cache or store sees it.
+	s.cachedList = s.cacheList(http.HandlerFunc(s.listScripts))
+	s.cachedScript = s.cacheScript(http.HandlerFunc(s.getScript))
 	s.route("/api/scripts",
-		endpoint{http.MethodGet, s.public(s.cacheList(http.HandlerFunc(s.listScripts)))},
+		endpoint{http.MethodGet, s.public(s.cachedList)},
 		endpoint{http.MethodPost, s.signedIn(s.createScript)})
 	s.route("/api/scripts/{id}",
-		endpoint{http.MethodGet, s.withID("script", s.public(s.countView(s.cacheScript(http.HandlerFunc(s.getScript)))))},
+		endpoint{http.MethodGet, s.withID("script", s.public(s.countView(s.cachedScript)))},
 		endpoint{http.MethodPut, s.withID("script", s.signedIn(s.updateScript))},
 		endpoint{http.MethodDelete, s.withID("script", s.signedIn(s.deleteScript))})
 	s.route("/api/scripts/{id}/stats", endpoint{http.MethodGet, s.withID("script", pub(s.scriptStats))})

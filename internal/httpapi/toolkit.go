@@ -8,7 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/theaterscriptpro/tsp/clientip"
 	"github.com/theaterscriptpro/tsp/httpcache"
+	"github.com/theaterscriptpro/tsp/internal/password"
 	"github.com/theaterscriptpro/tsp/internal/theater"
 	"github.com/theaterscriptpro/tsp/ratelimit"
 	"github.com/theaterscriptpro/tsp/session"
@@ -19,7 +21,7 @@ import (
 // contract's, so they live here rather than in main.
 func (s *Server) wireToolkit() ([]prometheus.Collector, error) {
 	d := s.deps
-	s.ips = ratelimit.IPResolver{Trusted: d.TrustedProxies}
+	s.ips = clientip.Resolver{Trusted: d.TrustedProxies}
 	store, err := session.NewStore(d.Redis, d.Sessions)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidDeps, err)
@@ -71,13 +73,33 @@ func (s *Server) wireToolkit() ([]prometheus.Collector, error) {
 			Rate: d.LoginRate,
 			// Exact: a handful of attempts per window is all it allows.
 			Algorithm: ratelimit.SlidingLog,
-			Logger:    d.Logger,
+			// Never open: without Redis (down, full, or slower than
+			// signInRedisDeadline), this instance's share of the limit
+			// still holds, and login answers 503 meanwhile.
+			FailurePolicy: ratelimit.LocalFallback,
+			Instances:     max(d.Instances, 1),
+			Timeout:       signInRedisDeadline,
+			Logger:        d.Logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: RATE_LIMIT_LOGIN: %v", ErrInvalidDeps, err)
 		}
 		cs = append(cs, s.loginLimiter.Collector())
 	}
+	if s.passwords, err = password.NewGate(d.Passwords); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidDeps, err)
+	}
+	gate := s.passwords
+	cs = append(cs,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "password_hashes_total",
+			Help: "argon2id hashes run (sign-in, sign-up, and the dummy check of unknown emails)."},
+			func() float64 { return float64(gate.Computed()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "password_hashes_refused_total",
+			Help: "Hashes refused with 503 because the argon2id memory budget stayed full for the wait."},
+			func() float64 { return float64(gate.Refused()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "password_hash_memory_peak_bytes",
+			Help: "The most argon2id memory held at once since start; at most the budget."},
+			func() float64 { return float64(gate.PeakKiB()) * 1024 }))
 	return cs, nil
 }
 
@@ -95,16 +117,7 @@ func (s *Server) secureRequest(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
-	if len(s.deps.TrustedProxies) == 0 || r.Header.Get("X-Forwarded-Proto") != "https" {
-		return false
-	}
-	peer := ratelimit.IPResolver{}.ClientIP(r)
-	for _, p := range s.deps.TrustedProxies {
-		if p.Contains(peer) {
-			return true
-		}
-	}
-	return false
+	return r.Header.Get("X-Forwarded-Proto") == "https" && s.ips.FromTrustedProxy(r)
 }
 
 // Response-cache lifetimes: the original guide's cache({ttl: 300}) for the
@@ -114,14 +127,6 @@ const (
 	ListTTL        = 5 * time.Minute
 	ScriptTTL      = 10 * time.Minute
 	UserScriptsTTL = 5 * time.Minute
-)
-
-// Response-cache namespaces; the keys are scripts:list:{params},
-// script:{id} and scripts:user:{id}, as in the original guide.
-const (
-	nsScripts     = "scripts" // List adds ":list"
-	nsScript      = "script"
-	nsUserScripts = "scripts:user"
 )
 
 // cacheList caches GET /api/scripts for every user alike, keyed on the
@@ -151,7 +156,11 @@ func (s *Server) cacheUserScripts(h http.Handler) http.Handler {
 // author's), on every instance: for tools that write scripts to the
 // database directly, such as the demo loader.
 func (s *Server) InvalidateCatalogue(ctx context.Context) error {
-	return s.cache.Invalidate(ctx, httpcache.NamespaceTag(nsScripts+":list"), httpcache.NamespaceTag(nsUserScripts))
+	err := s.cache.Invalidate(ctx, httpcache.NamespaceTag(nsScripts+":list"), httpcache.NamespaceTag(nsUserScripts))
+	if s.warm != nil {
+		s.warm.kick("purge") // the generation warmed at start, if any, is gone
+	}
+	return err
 }
 
 // invalidateScript drops every cached response that may show sc (the

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/theaterscriptpro/tsp/internal/password"
 	"github.com/theaterscriptpro/tsp/internal/theater"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
@@ -87,7 +86,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	hash, err := password.Hash(in.Password)
+	hash, err := s.hashPassword(r, in.Password)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -42,6 +42,7 @@ return v`)
 // costs no Redis round trip of its own. API.md allows counts to lag by 1 s.
 type viewCounter struct {
 	rdb      *redisx.Client
+	keys     domainKeys
 	log      *slog.Logger
 	interval time.Duration
 
@@ -59,7 +60,7 @@ type viewCounter struct {
 
 func newViewCounter(rdb *redisx.Client, interval time.Duration, log *slog.Logger) *viewCounter {
 	v := &viewCounter{
-		rdb: rdb, log: log, interval: interval,
+		rdb: rdb, keys: domainKeys{rdb.Keys()}, log: log, interval: interval,
 		pending: make(map[string]int64),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -138,22 +139,28 @@ func (v *viewCounter) flush(ctx context.Context) {
 	ids := make([]string, 0, min(len(batch), flushChunk))
 	cmds := make([]rueidis.Completed, 0, min(len(batch), flushChunk))
 	ttl := strconv.FormatInt(ViewsTTL.Milliseconds(), 10)
+	var ranked []string
+	var totals []int64
 	send := func() {
 		res := v.rdb.DoMulti(ctx, cmds...)
+		ranked, totals = ranked[:0], totals[:0]
 		for i, r := range res {
-			key := v.rdb.Keys().ScriptViews(ids[i])
+			key := v.keys.ScriptViews(ids[i])
 			r = incrViews.Retry(ctx, v.rdb, r, []string{key}, []string{strconv.FormatInt(batch[ids[i]], 10), ttl})
-			if err := r.Error(); err != nil {
+			total, err := r.AsInt64()
+			if err != nil {
 				v.failed.Inc()
 				v.addN(ids[i], batch[ids[i]])
 				continue
 			}
 			v.flushed.Add(float64(batch[ids[i]]))
+			ranked, totals = append(ranked, ids[i]), append(totals, total)
 		}
+		rankViews(ctx, v.rdb, ranked, totals) // for cache warming (warm.go)
 		ids, cmds = ids[:0], cmds[:0]
 	}
 	for id, n := range batch {
-		key := v.rdb.Keys().ScriptViews(id)
+		key := v.keys.ScriptViews(id)
 		ids = append(ids, id)
 		cmds = append(cmds, incrViews.EvalSha([]string{key}, []string{strconv.FormatInt(n, 10), ttl}))
 		if len(cmds) == flushChunk {

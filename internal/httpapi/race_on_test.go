@@ -1,0 +1,9 @@
+//go:build race
+
+package httpapi
+
+// burstRSSBound is TestLoginBurstMemoryIsBounded's bound on peak RSS growth
+// (KiB). The race detector keeps shadow memory for every allocation, so
+// the same 76 MiB of argon2id costs several times its size in RSS (+453 MiB
+// measured); unbounded, the burst's heap alone would be 3.8 GiB.
+const burstRSSBound = 1536 << 10
