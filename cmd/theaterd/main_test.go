@@ -91,11 +91,7 @@ func TestServeAndDrain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "theaterd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	addr := freeAddr(t)
 	dead := freeAddr(t) // nothing listens there: Redis is down
 	cmd := exec.Command(bin, "-demo")
@@ -104,7 +100,9 @@ func TestServeAndDrain(t *testing.T) {
 		"REDIS_URL=redis://"+dead+"/0",
 		"DATABASE_URL=sqlite:"+filepath.Join(t.TempDir(), "db", "theater.db"),
 		"SHUTDOWN_TIMEOUT=5s",
+		"SHUTDOWN_DELAY=0s",
 	)
+	cmd.Dir = t.TempDir()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -134,16 +132,7 @@ func TestServeAndDrain(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, out.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("still running 10s after SIGTERM\n%s", out.String())
-	}
+	waitExit(t, cmd, 10*time.Second, &out)
 }
 
 func freeAddr(tb testing.TB) string {
