@@ -12,6 +12,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/theaterscriptpro/tsp/internal/faultproxy"
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
@@ -102,6 +103,107 @@ func TestRetryWaitsAtMostABreakerPeriod(t *testing.T) {
 	t.Logf("Get answered %v after the server was back (%v in all; BreakerOpenFor %v)", end.Sub(up).Round(time.Millisecond), end.Sub(start).Round(time.Millisecond), cfg.BreakerOpenFor)
 	if late := end.Sub(up); late > cfg.CommandTimeout/2 {
 		t.Errorf("Get answered %v after the server was back; want about one BreakerOpenFor (%v)", late, cfg.BreakerOpenFor)
+	}
+}
+
+// TestBreakerCountsOnlyTimeoutsOfASilentNode: a caller's deadline that
+// passes while the node keeps answering other calls (replies slower than
+// that caller's budget: a backlog, or this process starved of CPU by a
+// burst) is not an outage, so the breaker stays closed however many such
+// deadlines pass; the same deadlines on a node that answers nothing open
+// it. Before, any five deadlines in a row opened the breaker, and a burst
+// of 200 sign-ins on a loaded machine failed every caller for 250 ms at a
+// time (TestLoginBurstMemoryIsBounded on CI).
+func TestBreakerCountsOnlyTimeoutsOfASilentNode(t *testing.T) {
+	t.Parallel()
+	const (
+		latency = 200 * time.Millisecond // every reply's delay
+		budget  = 60 * time.Millisecond  // the slow caller's deadline
+	)
+	srv := redistest.StartServer(t)
+	px := faultproxy.Start(t, srv.Addr)
+	cfg := redistest.At(srv.Config(t), px.Addr())
+	cfg.BreakerFailures = 2
+	rdb := redistest.Connect(t, cfg)
+	ctx := context.Background()
+	key := rdb.Keys().Join("breaker", "slow")
+
+	// Other callers keep the node busy: one GET every 15ms, each answered
+	// 200ms later, so replies arrive all through each slow call. (Not
+	// faster: the proxy holds 16 chunks per direction, then pushes back.)
+	px.Latency(latency)
+	stop := make(chan struct{})
+	var traffic sync.WaitGroup
+	traffic.Add(1)
+	go func() {
+		defer traffic.Done()
+		var wg sync.WaitGroup
+		for tick := time.NewTicker(15 * time.Millisecond); ; {
+			select {
+			case <-stop:
+				tick.Stop()
+				wg.Wait()
+				return
+			case <-tick.C:
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = rdb.Do(ctx, rdb.B().Get().Key(key).Build()).Error()
+			}()
+		}
+	}()
+	defer func() { close(stop); traffic.Wait() }()
+	// Replies are flowing once rueidis pipelines: its first call goes
+	// alone (one latency), the ones queued behind it go together.
+	time.Sleep(3 * latency)
+
+	slowCall := func() error {
+		cctx, cancel := context.WithTimeout(ctx, budget)
+		defer cancel()
+		// Do, not the cached Get: every call is a round trip.
+		return rdb.Do(cctx, rdb.B().Get().Key(key).Build()).Error()
+	}
+	// Rounds of ten slow calls at once: their deadlines pass together, so
+	// no other caller's success comes between them (with the old rule, two
+	// in a row opened the breaker).
+	var timedOut int
+	for round := range 3 {
+		errs := make([]error, 10)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[i] = slowCall() }()
+		}
+		wg.Wait()
+		errs = append(errs, slowCall()) // and one after the round
+		for i, err := range errs {
+			if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+				t.Fatalf("round %d, call %d: %v after %d deadlines passed while the node answered; want the breaker closed", round+1, i+1, err, timedOut)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				timedOut++
+			}
+		}
+	}
+	if timedOut < 20 {
+		t.Fatalf("only %d of 33 calls with a %v budget timed out behind %v of latency; the test proves nothing", timedOut, budget, latency)
+	}
+	t.Logf("%d deadlines of %v passed while the node answered, breaker closed throughout", timedOut, budget)
+
+	// The node goes silent: the same deadlines now open the breaker.
+	px.Hang()
+	t.Cleanup(px.Reset)
+	time.Sleep(latency + 50*time.Millisecond) // the replies in flight are out
+	for i := 0; ; i++ {
+		err := slowCall()
+		if errors.Is(err, gobreaker.ErrOpenState) {
+			t.Logf("silent node: breaker open after %d deadlines", i)
+			break
+		}
+		if i == 20 {
+			t.Fatalf("20 deadlines passed on a silent node and the breaker is still closed (last: %v)", err)
+		}
 	}
 }
 

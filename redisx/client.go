@@ -504,13 +504,25 @@ func (c *Client) observed(ctx context.Context, names []string, start time.Time, 
 // the result. ctx is the caller's context (not the one with the client's
 // deadline, which is always cancelled by the time end runs).
 func (c *Client) end(ctx context.Context, start time.Time, n *nodeBreaker, done func(error), err error) error {
-	c.m.duration.Observe(time.Since(start).Seconds())
+	now := time.Now()
+	c.m.duration.Observe(now.Sub(start).Seconds())
 	if !isConnectionFailure(err) {
 		done(nil)
 		if n != nil {
-			n.answered(start)
+			n.answered(start, now)
 		}
 		return nil
+	}
+	if n != nil && errors.Is(err, context.DeadlineExceeded) && n.repliedSince(start) {
+		// The caller's deadline passed while the node kept answering: it is
+		// up, only slower than this caller's budget (a backlog, or this
+		// process starved of CPU by a burst, which is what tripped the
+		// breaker for every caller before). Not an outage, so the breaker
+		// does not count it and the lease stays; a backlog longer than
+		// LocalLease lapses the lease by itself.
+		done(errBreakerExcluded)
+		c.m.errTimeout.Inc()
+		return unavailable(err)
 	}
 	if n != nil {
 		n.lost()

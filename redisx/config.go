@@ -60,7 +60,9 @@ type Config struct {
 	RetryStrategy func(attempt int) time.Duration
 
 	// BreakerFailures is how many consecutive connection failures or
-	// timeouts open a circuit breaker. The default is 5. Breakers are kept
+	// timeouts open a circuit breaker. The default is 5. A caller's
+	// deadline that passes while the node kept delivering answers to other
+	// calls is not counted: the node is up, only slower than that budget. Breakers are kept
 	// per node: with Sentinel the current master's, in Cluster mode one per
 	// master, so one master's outage does not fail calls to the others; a
 	// promoted master starts with a closed breaker of its own.

@@ -49,12 +49,14 @@ import (
 // lease is one connection's liveness: when it last answered.
 type lease struct {
 	heard   atomic.Int64 // unix ns when the last command it answered was sent
+	replied atomic.Int64 // unix ns when it last delivered an answer
 	probing atomic.Bool  // a background renewal is in flight
 }
 
-// answered records that a command sent at start was answered. A later
-// send time never gives way to an earlier one.
-func (l *lease) answered(start time.Time) {
+// answered records that a command sent at start was answered at now. A
+// later send time never gives way to an earlier one.
+func (l *lease) answered(start, now time.Time) {
+	l.replied.Store(now.UnixNano())
 	ns := start.UnixNano()
 	for {
 		cur := l.heard.Load()
@@ -62,6 +64,12 @@ func (l *lease) answered(start time.Time) {
 			return
 		}
 	}
+}
+
+// repliedSince reports whether the node delivered an answer after start:
+// it was answering while a call begun at start waited.
+func (l *lease) repliedSince(start time.Time) bool {
+	return l.replied.Load() > start.UnixNano()
 }
 
 // lost ends the lease: the connection failed, and what it held may have

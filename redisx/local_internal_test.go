@@ -74,8 +74,8 @@ func TestLeaseOnlyMovesForward(t *testing.T) {
 	t.Parallel()
 	var l lease
 	now := time.Now()
-	l.answered(now)
-	l.answered(now.Add(-time.Second))
+	l.answered(now, now)
+	l.answered(now.Add(-time.Second), now)
 	if age := l.age(now); age != 0 {
 		t.Fatalf("age %v after an older answer; want 0", age)
 	}
