@@ -301,8 +301,9 @@ func on(method string, h http.HandlerFunc) endpoint { return endpoint{method, h}
 func (s *Server) route(path string, eps ...endpoint) {
 	allow := make([]string, 0, len(eps)+1)
 	for _, ep := range eps {
-		pattern := ep.method + " " + path
-		s.mux.Handle(pattern, routed(pattern, ep.h))
+		// The route is the path pattern alone: the method has a label
+		// (and a log field) of its own.
+		s.mux.Handle(ep.method+" "+path, routed(path, ep.h))
 		s.routes = append(s.routes, Route{Method: ep.method, Pattern: path})
 		allow = append(allow, ep.method)
 		if ep.method == http.MethodGet {
