@@ -330,13 +330,13 @@ func TestLoginBurstMemoryIsBounded(t *testing.T) {
 	}
 	// The operator sees it in /metrics.
 	m := in.client(t).do("GET", "/metrics", nil)
-	for _, name := range []string{"password_hashes_total", "password_hashes_refused_total", "password_hash_memory_peak_bytes"} {
+	for _, name := range []string{"tsp_password_hashes_total", "tsp_password_hashes_refused_total", "tsp_password_hash_memory_peak_bytes"} {
 		if !strings.Contains(string(m.body), "\n"+name+" ") {
 			t.Errorf("/metrics has no %s", name)
 		}
 	}
-	if busy > 0 && strings.Contains(string(m.body), "\npassword_hashes_refused_total 0\n") {
-		t.Errorf("%d sign-ins were refused by the hashing gate but password_hashes_refused_total is 0", busy)
+	if busy > 0 && strings.Contains(string(m.body), "\ntsp_password_hashes_refused_total 0\n") {
+		t.Errorf("%d sign-ins were refused by the hashing gate but tsp_password_hashes_refused_total is 0", busy)
 	}
 	if peak-base > peakRSSBound {
 		t.Fatalf("peak RSS grew by %d KiB during the burst; want at most %d", peak-base, peakRSSBound)
