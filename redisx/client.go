@@ -283,6 +283,7 @@ func (c *Client) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisRes
 	res := rdb.Do(dctx, cmd)
 	cancel()
 	c.observed(ctx, names, start, res.Error())
+	c.m.replied(res.Error())
 	if err := c.end(ctx, start, n, done, res.Error()); err != nil {
 		return rueidis.NewErrorResult(err)
 	}
@@ -324,6 +325,7 @@ func (c *Client) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueid
 	var failure, first error
 	for _, r := range res {
 		e := r.Error()
+		c.m.replied(e)
 		if first == nil && e != nil && !rueidis.IsRedisNil(e) {
 			first = e
 		}
@@ -424,6 +426,7 @@ func (c *Client) cacheOnce(ctx context.Context, deadline time.Time, cmd rueidis.
 		c.cfg.CommandHook([]string{name})
 	}
 	c.observed(ctx, []string{name}, now, res.Error())
+	c.m.replied(res.Error())
 	if err := c.end(ctx, now, n, done, res.Error()); err != nil {
 		return rueidis.NewErrorResult(err)
 	}

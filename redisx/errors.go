@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 
 	"github.com/redis/rueidis"
 )
@@ -39,6 +40,14 @@ func isConnectionFailure(err error) bool {
 		return re.IsLoading() || re.IsClusterDown() || re.IsTryAgain() || isMasterDown(re)
 	}
 	return true
+}
+
+// isOOM reports whether err is Redis refusing a command because it reached
+// maxmemory and could free nothing (noeviction, or no key it may evict): a
+// reply, so Redis is answering, but writes fail until memory is freed.
+func isOOM(err error) bool {
+	var re *rueidis.RedisError
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "OOM ")
 }
 
 func isMasterDown(re *rueidis.RedisError) bool {

@@ -14,6 +14,7 @@ type metrics struct {
 	errors    *prometheus.CounterVec
 	localHits prometheus.Counter
 	cache     *prometheus.CounterVec
+	oom       prometheus.Counter
 
 	errNotConnected, errBreakerOpen, errCanceled, errTimeout, errConnection prometheus.Counter
 
@@ -35,6 +36,10 @@ func newMetrics() *metrics {
 			Name: "redisx_local_cache_hits_total",
 			Help: "Reads answered by the client-side cache without a round trip.",
 		}),
+		oom: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "redisx_oom_replies_total",
+			Help: "Commands Redis refused with OOM: it reached maxmemory and could free nothing (noeviction, or no key it may evict).",
+		}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "redisx_cache_requests_total",
 			Help: "Cache-aside lookups by outcome: hit, miss, stale, coalesced, fallback, error.",
@@ -49,6 +54,15 @@ func newMetrics() *metrics {
 	return m
 }
 
+// replied counts what the error replies of one round trip say about Redis
+// itself: an OOM is an answer (the breaker does not count it) that only
+// metrics can show.
+func (m *metrics) replied(err error) {
+	if err != nil && isOOM(err) {
+		m.oom.Inc()
+	}
+}
+
 // Collector returns the client's Prometheus collectors as one, for the
 // caller to register: reg.MustRegister(rdb.Collector()). Call it once per
 // registry. The series are:
@@ -60,6 +74,7 @@ func newMetrics() *metrics {
 //	redisx_connected                         gauge: 1 while connected and no breaker is open
 //	redisx_local_cache_hits_total            counter: client-side cache hits (no round trip)
 //	redisx_cache_requests_total{result}      counter: Cache lookups: hit, miss, stale, coalesced, fallback, error
+//	redisx_oom_replies_total                 counter: commands Redis refused at maxmemory (OOM replies)
 func (c *Client) Collector() prometheus.Collector {
 	rt := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "redisx_round_trips_total",
@@ -81,7 +96,7 @@ func (c *Client) Collector() prometheus.Collector {
 		Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open; in Cluster mode the worst of the per-master breakers.",
 	}, func() float64 { return float64(c.breakerState()) })
 	m := c.m
-	return collectors{rt, up, m.duration, m.errors, breaker, m.localHits, m.cache}
+	return collectors{rt, up, m.duration, m.errors, breaker, m.localHits, m.cache, m.oom}
 }
 
 // collectors makes several collectors register as one.

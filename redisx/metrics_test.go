@@ -2,11 +2,13 @@ package redisx_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/rueidis"
 
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/redisx"
@@ -56,7 +58,7 @@ func TestCollector(t *testing.T) {
 	}
 	for _, name := range []string{
 		"redisx_round_trips_total", "redisx_command_duration_seconds", "redisx_errors_total", "redisx_breaker_state",
-		"redisx_connected", "redisx_local_cache_hits_total", "redisx_cache_requests_total",
+		"redisx_connected", "redisx_local_cache_hits_total", "redisx_cache_requests_total", "redisx_oom_replies_total",
 	} {
 		if byName[name] == nil {
 			t.Errorf("series %s is missing", name)
@@ -91,5 +93,47 @@ func TestCollector(t *testing.T) {
 	}
 	if results["hit"] != 2 || results["miss"] != 1 {
 		t.Errorf("cache hits %v, misses %v; want 2 and 1", results["hit"], results["miss"])
+	}
+}
+
+// TestOOMReplies: a Redis at maxmemory under noeviction refuses writes with
+// OOM; each refusal, alone or in a pipeline, is counted, and neither opens
+// the breaker (Redis is answering) nor counts as an unreachable Redis.
+func TestOOMReplies(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartServer(t, "--maxmemory-policy", "noeviction")
+	rdb := redistest.Connect(t, redistest.At(redistest.Config(t), srv.Addr))
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(rdb.Collector())
+	ctx := context.Background()
+	b := rdb.B()
+	if err := rdb.Do(ctx, b.ConfigSet().ParameterValue().ParameterValue("maxmemory", "1").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	set := func(k string) rueidis.Completed {
+		return rdb.B().Set().Key(rdb.Keys().Join(k)).Value("v").Ex(time.Minute).Build()
+	}
+	if err := rdb.Do(ctx, set("a")).Error(); err == nil || !strings.HasPrefix(err.Error(), "OOM") {
+		t.Fatalf("SET at maxmemory: got %v, want an OOM reply", err)
+	}
+	for _, r := range rdb.DoMulti(ctx, set("b"), rdb.B().Get().Key(rdb.Keys().Join("b")).Build(), set("c")) {
+		_ = r.Error()
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			got[f.GetName()] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	if got["redisx_oom_replies_total"] != 3 {
+		t.Errorf("redisx_oom_replies_total = %v; want 3 (one SET, two in the pipeline)", got["redisx_oom_replies_total"])
+	}
+	if got["redisx_errors_total"] != 0 || got["redisx_breaker_state"] != 0 || got["redisx_connected"] != 1 {
+		t.Errorf("errors %v, breaker %v, connected %v; want 0, 0 (closed), 1: an OOM is an answer",
+			got["redisx_errors_total"], got["redisx_breaker_state"], got["redisx_connected"])
 	}
 }

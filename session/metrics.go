@@ -12,6 +12,12 @@ type metrics struct {
 	revoked   *prometheus.CounterVec
 }
 
+// reasonPerUserCap is the revocation reason of a session ended because its
+// user signed in once more with Config.MaxPerUser sessions already live. It
+// is not Redis eviction (maxmemory), which this package cannot see: a
+// session Redis evicts simply stops being found.
+const reasonPerUserCap = "per_user_cap"
+
 func newMetrics() *metrics {
 	m := &metrics{
 		created: prometheus.NewCounter(prometheus.CounterOpts{
@@ -32,14 +38,14 @@ func newMetrics() *metrics {
 		}),
 		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "session_revocations_total",
-			Help: "Sessions ended before their time, by reason: delete (logout), delete_all, delete_by_id, evicted (over the per-user limit).",
+			Help: "Sessions ended before their time, by reason: delete (logout), delete_all, delete_by_id, per_user_cap (the user's oldest-idle session ended to make room under Config.MaxPerUser; not Redis eviction).",
 		}, []string{"reason"}),
 	}
 	// Every series exists from the start, so rates work before the first event.
 	for _, r := range []string{"ok", "not_found", "malformed", "unavailable", "error"} {
 		m.lookups.WithLabelValues(r)
 	}
-	for _, r := range []string{"delete", "delete_all", "delete_by_id", "evicted"} {
+	for _, r := range []string{"delete", "delete_all", "delete_by_id", reasonPerUserCap} {
 		m.revoked.WithLabelValues(r)
 	}
 	return m

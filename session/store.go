@@ -116,22 +116,22 @@ func (s *Store) Create(ctx context.Context, ns NewSession) (token string, _ Sess
 	if len(arr) < 2 {
 		return "", Session{}, fmt.Errorf("session: create: unexpected reply")
 	}
-	// The hashes of the sessions it evicted follow: this process must not
-	// serve their local copies (local.go).
+	// The hashes of the sessions it ended to stay within MaxPerUser follow:
+	// this process must not serve their local copies (local.go).
 	for _, m := range arr[2:] {
 		if h, err := m.ToString(); err == nil {
 			s.rdb.MarkWritten(s.sessionKey(ns.UserID, h))
 		}
 	}
 	nowMS, err1 := arr[0].ToString()
-	evicted, err2 := arr[1].AsInt64()
+	capped, err2 := arr[1].AsInt64()
 	created, err3 := strconv.ParseInt(nowMS, 10, 64)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return "", Session{}, fmt.Errorf("session: create: unexpected reply: %w", err)
 	}
 	s.metrics.created.Inc()
-	if evicted > 0 {
-		s.metrics.revoked.WithLabelValues("evicted").Add(float64(evicted))
+	if capped > 0 {
+		s.metrics.revoked.WithLabelValues(reasonPerUserCap).Add(float64(capped))
 	}
 	at := time.UnixMilli(created)
 	ae := at.Add(s.cfg.AbsoluteTimeout)

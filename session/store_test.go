@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
@@ -468,6 +470,28 @@ func TestMaxPerUserEvictsOldest(t *testing.T) {
 	}
 	if keys := sessionKeys(t, rdb); len(keys) != 3 {
 		t.Errorf("session keys: got %d, want 3 (evicted ones deleted)", len(keys))
+	}
+	// Operators tell these from Redis evictions by the reason.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "session_revocations_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				got[l.GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{"delete": 0, "delete_all": 0, "delete_by_id": 0, "per_user_cap": 2}
+	if !maps.Equal(got, want) {
+		t.Errorf("session_revocations_total by reason: got %v, want %v", got, want)
 	}
 }
 

@@ -276,6 +276,10 @@ func serve(ctx context.Context, cfg config.Config, withDemo bool, log *slog.Logg
 			"password", demo.Password)
 	}
 
+	// httpapi names everything it registers tsp_…; the runtime's and the
+	// process's figures keep their standard go_* and process_* names, which
+	// the usual Go dashboards and alerts select on (each scrape carries its
+	// job and instance labels, so they never mix with another service's).
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	api, err := httpapi.New(httpapi.Deps{

@@ -393,7 +393,8 @@ func TestSIGTERMReadyz503BeforeListenerCloses(t *testing.T) {
 }
 
 // TestMetricsAddr checks that with METRICS_ADDR /metrics is served there
-// (with the Go runtime's and the API's metrics) and not on HTTP_ADDR, and
+// (with the Go runtime's metrics under their standard names and the API's
+// under tsp_) and not on HTTP_ADDR, and
 // that the private listener serves nothing else.
 func TestMetricsAddr(t *testing.T) {
 	addr, maddr := freeAddr(t), freeAddr(t)
@@ -406,9 +407,20 @@ func TestMetricsAddr(t *testing.T) {
 	if err != nil || status != 200 {
 		t.Fatalf("/metrics on METRICS_ADDR: %d, %v", status, err)
 	}
-	for _, want := range []string{"go_goroutines", "process_resident_memory_bytes", "/api/scripts"} {
+	for _, want := range []string{"\ngo_goroutines ", "\nprocess_resident_memory_bytes ",
+		`tsp_http_request_duration_seconds_count{code="200",method="GET",route="/api/scripts"} `} {
 		if !strings.Contains(body, want) {
-			t.Errorf("/metrics on METRICS_ADDR lacks %s", want)
+			t.Errorf("/metrics on METRICS_ADDR lacks %q", want)
+		}
+	}
+	// One prefix finds every figure of the service; only the standard
+	// runtime collectors keep their names.
+	for _, line := range strings.Split(body, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.HasPrefix(line, "tsp_") && !strings.HasPrefix(line, "go_") && !strings.HasPrefix(line, "process_") {
+			t.Errorf("/metrics: %q has neither the tsp_ prefix nor a standard go_/process_ name", line)
 		}
 	}
 	if s, _, err := get("http://" + addr + "/metrics"); err != nil || s != 404 {

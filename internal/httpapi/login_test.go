@@ -314,7 +314,7 @@ func TestLoginBurstMemoryIsBounded(t *testing.T) {
 	t.Logf("%d concurrent sign-ins in %v: statuses %v (%d of the 503s from the hashing gate); RSS %d KiB before, peak %d KiB (+%d KiB, bound +%d KiB); gate peak %d KiB of %d",
 		burst, time.Since(began).Round(time.Millisecond), statuses, busy, base, peak, peak-base, peakRSSBound, in.api.passwords.PeakKiB(), password.DefaultGateMemory)
 	if len(other) > 0 {
-		t.Logf("503s not from the gate: %q; their causes in the server's log: %q", other, logErrors(in.logs.String(), "POST /api/auth/login", 5))
+		t.Logf("503s not from the gate: %q; their causes in the server's log: %q", other, logErrors(in.logs.String(), "/api/auth/login", 5))
 	}
 	if statuses[-1] > 0 || statuses[-2] > 0 || statuses[200]+statuses[401]+statuses[503] != burst {
 		t.Fatalf("statuses %v: want only 200, 401 and 503 (a problem body)", statuses)
@@ -330,13 +330,13 @@ func TestLoginBurstMemoryIsBounded(t *testing.T) {
 	}
 	// The operator sees it in /metrics.
 	m := in.client(t).do("GET", "/metrics", nil)
-	for _, name := range []string{"password_hashes_total", "password_hashes_refused_total", "password_hash_memory_peak_bytes"} {
+	for _, name := range []string{"tsp_password_hashes_total", "tsp_password_hashes_refused_total", "tsp_password_hash_memory_peak_bytes"} {
 		if !strings.Contains(string(m.body), "\n"+name+" ") {
 			t.Errorf("/metrics has no %s", name)
 		}
 	}
-	if busy > 0 && strings.Contains(string(m.body), "\npassword_hashes_refused_total 0\n") {
-		t.Errorf("%d sign-ins were refused by the hashing gate but password_hashes_refused_total is 0", busy)
+	if busy > 0 && strings.Contains(string(m.body), "\ntsp_password_hashes_refused_total 0\n") {
+		t.Errorf("%d sign-ins were refused by the hashing gate but tsp_password_hashes_refused_total is 0", busy)
 	}
 	if peak-base > peakRSSBound {
 		t.Fatalf("peak RSS grew by %d KiB during the burst; want at most %d", peak-base, peakRSSBound)
@@ -360,7 +360,7 @@ func TestLogsNameTheClient(t *testing.T) {
 	for {
 		for _, line := range strings.Split(in.logs.String(), "\n") {
 			var l map[string]any
-			if json.Unmarshal([]byte(line), &l) == nil && l["route"] == "POST /api/auth/login" {
+			if json.Unmarshal([]byte(line), &l) == nil && l["method"] == "POST" && l["route"] == "/api/auth/login" {
 				if l["client_ip"] != "198.51.100.23" {
 					t.Fatalf("log line %s: client_ip %v; want 198.51.100.23 (the proxy's client)", line, l["client_ip"])
 				}

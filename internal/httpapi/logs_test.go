@@ -59,8 +59,9 @@ func TestAccessLog(t *testing.T) {
 			traced = l
 		}
 	}
-	if traced == nil || traced["route"] != "GET /api/scripts/{id}" || traced["status"] != float64(200) || traced["cache"] != "MISS" {
-		t.Fatalf("the traced read logged %v, want route GET /api/scripts/{id}, status 200, cache MISS", traced)
+	// The route is the path pattern alone; the method is its own field.
+	if traced == nil || traced["method"] != "GET" || traced["route"] != "/api/scripts/{id}" || traced["status"] != float64(200) || traced["cache"] != "MISS" {
+		t.Fatalf("the traced read logged %v, want method GET, route /api/scripts/{id}, status 200, cache MISS", traced)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +18,9 @@ import (
 )
 
 // reqInfo is what the outer middleware learns about a request from the
-// inner layers: the route pattern that served it and the cause of a 5xx.
+// inner layers: the path pattern of the route that served it (without the
+// method: "/api/scripts/{id}", "/" for an unknown path, "unmatched" when
+// refused before routing) and the cause of a 5xx.
 // One pointer in the context, so copies of the request made by inner
 // middleware still write to it.
 type reqInfo struct {
@@ -163,12 +164,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			d := time.Since(start)
 			if span.IsRecording() {
 				// The route is known only now, after the mux chose it.
-				path := info.route
-				if _, p, ok := strings.Cut(path, " "); ok {
-					path = p // a mux pattern: "GET /api/scripts/{id}"
-				}
-				span.SetName(metricMethod(r.Method) + " " + path)
-				span.SetAttributes(attribute.String("http.route", path))
+				span.SetName(metricMethod(r.Method) + " " + info.route)
+				span.SetAttributes(attribute.String("http.route", info.route))
 			}
 			s.metrics.duration.WithLabelValues(metricMethod(r.Method), info.route, strconv.Itoa(status)).Observe(d.Seconds())
 			level := slog.LevelInfo
@@ -210,8 +207,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
-// routed marks the request with the pattern that serves it, for logs and
-// metrics; the mux's own r.Pattern is set on the request the mux gets, which
+// routed marks the request with the path pattern that serves it, for logs,
+// metrics and spans; the mux's own r.Pattern is set on the request the mux gets, which
 // outer layers may not hold.
 func routed(pattern string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -62,7 +62,11 @@ type Deps struct {
 	Logger *slog.Logger
 
 	// Metrics receives the server's collectors and the toolkit's (Redis,
-	// cache, sessions, limiters) and is what /metrics serves. The default
+	// cache, sessions, limiters) and is what /metrics serves. Every
+	// collector New registers is named with MetricPrefix
+	// (tsp_http_request_duration_seconds, tsp_redisx_errors_total, …);
+	// what the caller registers itself keeps its name (theaterd registers
+	// the standard go_* and process_* collectors as they are). The default
 	// is a new registry of the server's own.
 	Metrics Registry
 
@@ -153,6 +157,13 @@ type Server struct {
 	cachedList, cachedScript http.Handler
 }
 
+// MetricPrefix starts the name of every metric the server registers, its
+// own and the toolkit's: one prefix finds all of them in a Prometheus shared
+// with other services. The toolkit packages (redisx, httpcache, session,
+// ratelimit) name their metrics without it, for services that use them
+// alone.
+const MetricPrefix = "tsp_"
+
 // Route is one registered method and pattern, as http.ServeMux reads it.
 type Route struct {
 	Method  string
@@ -187,6 +198,7 @@ func New(d Deps) (*Server, error) {
 	if d.Metrics == nil {
 		d.Metrics = prometheus.NewRegistry()
 	}
+	reg := prometheus.WrapRegistererWithPrefix(MetricPrefix, d.Metrics)
 	if d.Now == nil {
 		d.Now = time.Now
 	}
@@ -217,7 +229,7 @@ func New(d Deps) (*Server, error) {
 	cs = append(cs, s.views.collectors()...)
 	cs = append(cs, d.Redis.Collector())
 	for _, c := range cs {
-		if err := d.Metrics.Register(c); err != nil {
+		if err := reg.Register(c); err != nil {
 			s.views.close(context.Background())
 			s.cache.Close()
 			return nil, fmt.Errorf("%w: register metrics: %v", ErrInvalidDeps, err)
@@ -228,7 +240,7 @@ func New(d Deps) (*Server, error) {
 	if d.CacheWarm > 0 {
 		s.warm = newWarmer(s, d.CacheWarm, s.cachedList, s.cachedScript)
 		for _, c := range s.warm.collectors() {
-			if err := d.Metrics.Register(c); err != nil {
+			if err := reg.Register(c); err != nil {
 				_ = s.Close(context.Background())
 				return nil, fmt.Errorf("%w: register metrics: %v", ErrInvalidDeps, err)
 			}
@@ -301,8 +313,9 @@ func on(method string, h http.HandlerFunc) endpoint { return endpoint{method, h}
 func (s *Server) route(path string, eps ...endpoint) {
 	allow := make([]string, 0, len(eps)+1)
 	for _, ep := range eps {
-		pattern := ep.method + " " + path
-		s.mux.Handle(pattern, routed(pattern, ep.h))
+		// The route is the path pattern alone: the method has a label
+		// (and a log field) of its own.
+		s.mux.Handle(ep.method+" "+path, routed(path, ep.h))
 		s.routes = append(s.routes, Route{Method: ep.method, Pattern: path})
 		allow = append(allow, ep.method)
 		if ep.method == http.MethodGet {

@@ -65,15 +65,15 @@ func newViewCounter(rdb *redisx.Client, interval time.Duration, log *slog.Logger
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		flushed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "theaterd_script_views_flushed_total",
+			Name: "script_views_flushed_total",
 			Help: "Script views sent to Redis.",
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "theaterd_script_views_dropped_total",
+			Name: "script_views_dropped_total",
 			Help: "Script views not counted because too many ids were waiting for Redis.",
 		}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "theaterd_script_view_flush_failures_total",
+			Name: "script_view_flush_failures_total",
 			Help: "Flushes of view counts that Redis did not take; their counts are kept for the next one.",
 		}),
 	}

@@ -69,11 +69,11 @@ func newWarmer(s *Server, n int, list, script http.Handler) *warmer {
 		trigger: make(chan string, 1),
 		done:    make(chan struct{}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "theaterd_cache_warm_runs_total",
+			Name: "cache_warm_runs_total",
 			Help: "Cache warmings asked for, by reason (start, purge) and result (warmed: this instance did it; skipped: another instance had it; failed: Redis did not answer).",
 		}, []string{"reason", "result"}),
 		entries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "theaterd_cache_warm_entries_total",
+			Name: "cache_warm_entries_total",
 			Help: "Entries cache warming and refresh-ahead asked for, by X-Cache outcome (MISS: refilled, HIT: already there, BYPASS or error: not stored).",
 		}, []string{"outcome"}),
 	}
