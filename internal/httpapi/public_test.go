@@ -144,8 +144,8 @@ func TestHealthAndReady(t *testing.T) {
 	r = c.do("GET", "/metrics", nil)
 	want(t, r, 200, "metrics")
 	for _, name := range []string{
-		"http_request_duration_seconds", `route="GET /api/scripts"`, "http_requests_in_flight",
-		"redisx_round_trips_total", "theaterd_script_views_flushed_total",
+		"tsp_http_request_duration_seconds", `route="/api/scripts"`, "tsp_http_requests_in_flight",
+		"tsp_redisx_round_trips_total", "tsp_script_views_flushed_total",
 		"httpcache_requests_total", "session_lookups_total", "ratelimit_decisions_total",
 	} {
 		if !strings.Contains(string(r.body), name) {
