@@ -92,19 +92,26 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("before the outage: got %d, want 200", w.Code)
 	}
 
+	// localStops waits for the local tier to stop answering after the
+	// fault began at since: it may answer for at most LocalLease after
+	// Redis last answered (a paused Redis keeps its connections open, so
+	// nothing else drops it; a killed one's closed connections may not be
+	// seen before the next lookup), then lookups go to Redis and fail
+	// within the deadline.
+	localStops := func(fault string, since time.Time) {
+		t.Helper()
+		waitFor("the local tier to stop answering", func() bool {
+			w, _, _ := do(m.RequireSession, tok)
+			if w.Code == 200 && time.Since(since) > lease+slack {
+				t.Fatalf("%s Redis: the local tier still answers after %v, want at most the lease (%v)", fault, time.Since(since), lease)
+			}
+			return w.Code == http.StatusServiceUnavailable
+		})
+		t.Logf("%s: local answers stopped after %v (lease %v)", fault, time.Since(since), lease)
+	}
+
 	srv.Pause()
-	// A paused Redis keeps its connections open, so nothing drops the
-	// local tier: it answers for at most LocalLease after Redis last
-	// answered, then lookups go to Redis and fail within the deadline.
-	paused := time.Now()
-	waitFor("the local tier to stop answering", func() bool {
-		w, _, _ := do(m.RequireSession, tok)
-		if w.Code == 200 && time.Since(paused) > lease+slack {
-			t.Fatalf("paused Redis: the local tier still answers after %v, want at most the lease (%v)", time.Since(paused), lease)
-		}
-		return w.Code == http.StatusServiceUnavailable
-	})
-	t.Logf("paused: local answers stopped after %v (lease %v)", time.Since(paused), lease)
+	localStops("paused", time.Now())
 	wantDown("paused")
 	srv.Resume()
 	// Redis kept the session: the same token works again, untouched by us.
@@ -114,6 +121,7 @@ func TestRedisOutage(t *testing.T) {
 	})
 
 	srv.Kill()
+	localStops("killed", time.Now())
 	wantDown("killed")
 	srv.Start(t) // an empty server on the same port
 	var fresh string
