@@ -100,8 +100,10 @@ func (c *Client) multiCache(ctx context.Context, cmds []rueidis.CacheableTTL, re
 		c.observed(ctx, sent, start, failure)
 		if c.end(ctx, start, n, done, failure) != nil {
 			c.replaceFailures(ctx, res)
+			c.replaceRefusals(res)
 			return res
 		}
+		c.replaceRefusals(res)
 		for i, r := range res {
 			if !r.IsCacheHit() && plain != nil && plain[i] != nil {
 				c.written.trust(plain[i][1], false, since)
