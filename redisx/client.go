@@ -398,6 +398,7 @@ func (c *Client) cacheRead(ctx context.Context, deadline time.Time, cmd rueidis.
 // read made again; that second read is made from plain, a copy of args.
 func (c *Client) cacheOnce(ctx context.Context, deadline time.Time, cmd rueidis.Cacheable, args, plain []string, ttl time.Duration, since uint64, renew bool) rueidis.RedisResult {
 	name, key := args[0], cacheKey(cmd)
+	simple := len(args) == 2 // name and key: a plain read can be rebuilt from the two
 	rdb, n, done, err := c.admit(ctx, cmd.Slot())
 	if err != nil {
 		return rueidis.NewErrorResult(err)
@@ -443,6 +444,13 @@ func (c *Client) cacheOnce(ctx context.Context, deadline time.Time, cmd rueidis.
 		return rueidis.NewErrorResult(err)
 	}
 	if err := c.replied(res.Error()); err != nil {
+		if simple {
+			// A full Redis refuses the transaction in which rueidis asks
+			// for the key to be tracked (under OOM Redis queues no command
+			// in a MULTI), though it still answers the read itself: make
+			// it plainly, without a local copy.
+			return c.doBefore(ctx, deadline, plainRead([]string{name, key}))
+		}
 		return rueidis.NewErrorResult(err)
 	}
 	if plain != nil {

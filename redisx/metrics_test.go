@@ -120,6 +120,11 @@ func TestOOMReplies(t *testing.T) {
 	reg.MustRegister(rdb.Collector())
 	ctx := context.Background()
 	b := rdb.B()
+	for _, k := range []string{"p1", "p2"} {
+		if err := rdb.Set(ctx, rdb.Keys().Join(k), []byte(k), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := rdb.Do(ctx, b.ConfigSet().ParameterValue().ParameterValue("maxmemory", "1").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -183,6 +188,20 @@ func TestOOMReplies(t *testing.T) {
 	}
 	if cache["out_of_memory"] != 1 || cache["error"] != 0 || cache["fallback"] != 0 {
 		t.Errorf("redisx_cache_requests_total %v; want out_of_memory 1, no error nor fallback", cache)
+	}
+
+	// Reads through the local tier: a full Redis refuses the MULTI that
+	// asks for tracking, and the reads are made plainly instead.
+	if v, err := rdb.DoCache(ctx, rdb.B().Get().Key(rdb.Keys().Join("p1")).Cache(), time.Minute).ToString(); err != nil || v != "p1" {
+		t.Errorf("DoCache GET on a full Redis: %q, %v; want \"p1\"", v, err)
+	}
+	multi := rdb.DoMultiCache(ctx,
+		rueidis.CT(rdb.B().Get().Key(rdb.Keys().Join("p1")).Cache(), time.Minute),
+		rueidis.CT(rdb.B().Get().Key(rdb.Keys().Join("p2")).Cache(), time.Minute))
+	for i, want := range []string{"p1", "p2"} {
+		if v, err := multi[i].ToString(); err != nil || v != want {
+			t.Errorf("DoMultiCache GET %d on a full Redis: %q, %v; want %q", i, v, err, want)
+		}
 	}
 	if n := strings.Count(logs.String(), `"msg":"redis out of memory"`); n != 1 {
 		t.Errorf("%d \"redis out of memory\" lines for 10 refusals within the interval; want 1:\n%s", n, logs.String())
