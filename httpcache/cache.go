@@ -551,12 +551,19 @@ func (rt *route) miss(w http.ResponseWriter, r *http.Request, next http.Handler,
 func (rt *route) lead(w http.ResponseWriter, r *http.Request, next http.Handler, k entryKey, stale *record, force, noRedis bool, call *flightCall) {
 	c := rt.c
 	var lease leaseResult
+	bypassed := "redis-unavailable"
 	if !noRedis {
 		var err error
 		lease, err = c.acquire(r.Context(), rt, k, rt.tagsFor(r, k), force || stale != nil)
 		switch {
 		case err != nil && r.Context().Err() != nil:
 			return
+		case errors.Is(err, redisx.ErrOutOfMemory):
+			// Redis is full: it refused the lease, and would refuse the
+			// store. Answer without it, and say why.
+			c.m.storeOOM.Inc()
+			rt.m.bypass.Inc()
+			noRedis, bypassed = true, "redis-full"
 		case err != nil:
 			// Redis failed between the lookup and now: answer without it.
 			rt.m.bypass.Inc()
@@ -603,7 +610,7 @@ func (rt *route) lead(w http.ResponseWriter, r *http.Request, next http.Handler,
 	}
 	if noRedis {
 		call.rec, call.bypass = &rec, true
-		rt.writeRecord(w, r, &rec, outcome{xcache: "BYPASS", detail: "redis-unavailable"})
+		rt.writeRecord(w, r, &rec, outcome{xcache: "BYPASS", detail: bypassed})
 		return
 	}
 	released = true // the store script releases the lease

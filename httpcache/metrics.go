@@ -15,6 +15,9 @@ type metrics struct {
 	// lookupErrors and corrupt are errors' children on the hit path,
 	// resolved once so a lookup never looks a label up.
 	lookupErrors, corrupt prometheus.Counter
+	// storeOOM is errors' store_out_of_memory: a store Redis refused
+	// because it is full.
+	storeOOM prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -45,11 +48,13 @@ func newMetrics() *metrics {
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "httpcache_errors_total",
-			Help: "Failures by operation: lookup, store, corrupt (an unreadable entry), purge_retry, pattern (matches no namespace), refresh_panic.",
+			Help: "Failures by operation: lookup, store, store_out_of_memory (Redis full refused the store; the response was served, not kept), corrupt (an unreadable entry), purge_retry, pattern (matches no namespace), refresh_panic.",
 		}, []string{"op"}),
 	}
 	m.lookupErrors = m.errors.WithLabelValues("lookup")
 	m.corrupt = m.errors.WithLabelValues("corrupt")
+	m.storeOOM = m.errors.WithLabelValues("store_out_of_memory")
+	m.errors.WithLabelValues("store")
 	return m
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"time"
 
@@ -244,7 +245,8 @@ func (c *Cache) store(ctx context.Context, rt *route, k entryKey, enc []byte, le
 	if lease.token != "" {
 		res = storeScript.Retry(ctx, c.rdb, res, keys, args)
 	}
-	ok := res.Error() == nil
+	storeErr := res.Error()
+	ok := storeErr == nil
 	if ok && len(lease.epochs) > 0 {
 		cmds := make([]rueidis.Completed, 0, len(lease.epochs))
 		for _, t := range lease.epochs {
@@ -265,7 +267,12 @@ func (c *Cache) store(ctx context.Context, rt *route, k entryKey, enc []byte, le
 	if !ok {
 		// Raced by a purge, or unknown: it must not stay.
 		_ = c.rdb.Do(ctx, c.rdb.B().Unlink().Key(k.entry).Build()).Error()
-		c.m.errors.WithLabelValues("store").Inc()
+		if errors.Is(storeErr, redisx.ErrOutOfMemory) {
+			// Redis is full: the response was served, only not kept.
+			c.m.storeOOM.Inc()
+		} else {
+			c.m.errors.WithLabelValues("store").Inc()
+		}
 	}
 	return ok
 }

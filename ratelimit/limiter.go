@@ -741,14 +741,18 @@ func (l *Limiter) decision(v []int64) Decision {
 // failed makes the decision the FailurePolicy dictates when Redis did not
 // answer.
 func (l *Limiter) failed(key string, cost int, err error) Decision {
-	reason := "error"
-	if errors.Is(err, redisx.ErrUnavailable) {
-		reason = "unavailable"
+	reason, msg := "error", "rate limiter: redis refused the decision"
+	switch {
+	case errors.Is(err, redisx.ErrOutOfMemory):
+		// Redis answered, but is full: not an unreachable Redis.
+		reason, msg = "out_of_memory", "rate limiter: redis out of memory"
+	case errors.Is(err, redisx.ErrUnavailable):
+		reason, msg = "unavailable", "rate limiter could not reach redis"
 	}
 	l.metrics.redisErrors.WithLabelValues(reason).Inc()
 	// The error text may carry Redis's words; it goes to the operator's log
 	// only, never to a client.
-	l.cfg.Logger.Warn("rate limiter could not reach redis", "limiter", l.cfg.Name,
+	l.cfg.Logger.Warn(msg, "limiter", l.cfg.Name,
 		"policy", l.cfg.FailurePolicy.String(), "error", err.Error())
 	switch l.cfg.FailurePolicy {
 	case FailClosed:

@@ -30,7 +30,7 @@ func newMetrics(name string) *metrics {
 		}, []string{"source", "outcome"}),
 		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        "ratelimit_redis_errors_total",
-			Help:        "Decisions and refunds that Redis did not answer, by reason.",
+			Help:        "Decisions and refunds Redis did not make, by reason: unavailable (down, slow, breaker open), out_of_memory (Redis full refused the script), error (any other reply), refund.",
 			ConstLabels: labels,
 		}, []string{"reason"}),
 		refunds: prometheus.NewCounter(prometheus.CounterOpts{
@@ -42,6 +42,11 @@ func newMetrics(name string) *metrics {
 		dryRun: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ratelimit_dry_run_refusals_total", Help: "Requests a dry-run limiter would have refused.", ConstLabels: labels,
 		}),
+	}
+	// Every reason exists from the start, so rates and alerts work before
+	// the first failure.
+	for _, r := range []string{"unavailable", "out_of_memory", "error", "refund"} {
+		m.redisErrors.WithLabelValues(r)
 	}
 	m.leaseRequests = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ratelimit_lease_requests_total", Help: "Decisions of a hot key that also asked Redis for a lease.", ConstLabels: labels,

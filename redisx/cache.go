@@ -286,7 +286,12 @@ func (c *Client) loadWithLease(ctx context.Context, key string, opt CacheOptions
 				return nil, ctx.Err()
 			}
 			// Redis failed mid-way: load without the lease rather than fail.
-			c.m.cacheFallback.Inc()
+			// Full (the lease's SET refused), nothing could be stored anyway.
+			if errors.Is(err, ErrOutOfMemory) {
+				c.m.cacheOOM.Inc()
+			} else {
+				c.m.cacheFallback.Inc()
+			}
 			return c.callLoader(ctx, opt, cd)
 		}
 		// Someone else holds the lease: wait for their value.
@@ -339,14 +344,14 @@ func jitter(ttl time.Duration, frac float64) time.Duration {
 func (c *Client) store(ctx context.Context, key, lease, token string, e entry, ttl time.Duration) (released bool) {
 	if token == "" {
 		if err := c.Set(ctx, key, e.encode(), ttl); err != nil {
-			c.m.cacheError.Inc()
+			c.m.cacheFailed(err)
 		}
 		return false
 	}
 	err := storeIfLeased.Run(ctx, c, []string{key, lease},
 		[]string{token, rueidis.BinaryString(e.encode()), strconv.FormatInt(millis(ttl), 10)}).Error()
 	if err != nil {
-		c.m.cacheError.Inc()
+		c.m.cacheFailed(err)
 		return false
 	}
 	return true

@@ -2,6 +2,7 @@ package redisx
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -61,6 +62,14 @@ func (c *Client) multiCache(ctx context.Context, cmds []rueidis.CacheableTTL, re
 			plain[i] = slices.Clone(cmds[i].Cmd.Commands())
 		}
 	}
+	// The name and key of each read, to make it plainly if a full Redis
+	// refuses its tracking (refusedReads).
+	reads := make([][2]string, len(cmds))
+	for i := range cmds {
+		if args := cmds[i].Cmd.Commands(); len(args) == 2 {
+			reads[i] = [2]string{args[0], args[1]}
+		}
+	}
 	rdb, n, done, err := c.admit(ctx, slot)
 	if err != nil {
 		return errorResults(len(cmds), err)
@@ -100,8 +109,11 @@ func (c *Client) multiCache(ctx context.Context, cmds []rueidis.CacheableTTL, re
 		c.observed(ctx, sent, start, failure)
 		if c.end(ctx, start, n, done, failure) != nil {
 			c.replaceFailures(ctx, res)
+			c.replaceRefusals(res)
 			return res
 		}
+		c.replaceRefusals(res)
+		c.refusedReads(ctx, res, reads)
 		for i, r := range res {
 			if !r.IsCacheHit() && plain != nil && plain[i] != nil {
 				c.written.trust(plain[i][1], false, since)
@@ -160,4 +172,26 @@ func (c *Client) multiCache(ctx context.Context, cmds []rueidis.CacheableTTL, re
 		}
 	}
 	return res
+}
+
+// refusedReads makes again, plainly and in one pipeline, the reads of res
+// that a full Redis refused: under OOM Redis queues no command in a MULTI,
+// which is how rueidis asks for a key to be tracked, though it still
+// answers the read itself. reads holds each read's name and key ("" when
+// the read had more arguments and cannot be rebuilt; it keeps its error).
+func (c *Client) refusedReads(ctx context.Context, res []rueidis.RedisResult, reads [][2]string) {
+	var idx []int
+	var again []rueidis.Completed
+	for i, r := range res {
+		if reads[i][0] != "" && errors.Is(r.Error(), ErrOutOfMemory) {
+			idx = append(idx, i)
+			again = append(again, plainRead(reads[i][:]))
+		}
+	}
+	if len(again) == 0 {
+		return
+	}
+	for j, r := range c.DoMulti(ctx, again...) {
+		res[idx[j]] = r
+	}
 }

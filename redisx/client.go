@@ -49,6 +49,7 @@ type Client struct {
 	// lastConnErr is why the first connection has not been made yet, so
 	// callers see "wrong password", not just "not connected".
 	lastConnErr atomic.Pointer[error]
+	oomLog      oomLog // throttles the "redis out of memory" line (errors.go)
 }
 
 // errNotConnected is what calls get before the first connection succeeds.
@@ -283,8 +284,10 @@ func (c *Client) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisRes
 	res := rdb.Do(dctx, cmd)
 	cancel()
 	c.observed(ctx, names, start, res.Error())
-	c.m.replied(res.Error())
 	if err := c.end(ctx, start, n, done, res.Error()); err != nil {
+		return rueidis.NewErrorResult(err)
+	}
+	if err := c.replied(res.Error()); err != nil {
 		return rueidis.NewErrorResult(err)
 	}
 	return res
@@ -325,7 +328,6 @@ func (c *Client) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueid
 	var failure, first error
 	for _, r := range res {
 		e := r.Error()
-		c.m.replied(e)
 		if first == nil && e != nil && !rueidis.IsRedisNil(e) {
 			first = e
 		}
@@ -338,7 +340,18 @@ func (c *Client) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueid
 	if c.end(ctx, start, n, done, failure) != nil {
 		c.replaceFailures(ctx, res)
 	}
+	c.replaceRefusals(res)
 	return res
+}
+
+// replaceRefusals gives each result Redis refused with OOM the error
+// callers see, ErrOutOfMemory, and counts it.
+func (c *Client) replaceRefusals(res []rueidis.RedisResult) {
+	for i, r := range res {
+		if err := c.replied(r.Error()); err != nil {
+			res[i] = rueidis.NewErrorResult(err)
+		}
+	}
 }
 
 // replaceFailures gives each result that failed on the connection the
@@ -385,6 +398,7 @@ func (c *Client) cacheRead(ctx context.Context, deadline time.Time, cmd rueidis.
 // read made again; that second read is made from plain, a copy of args.
 func (c *Client) cacheOnce(ctx context.Context, deadline time.Time, cmd rueidis.Cacheable, args, plain []string, ttl time.Duration, since uint64, renew bool) rueidis.RedisResult {
 	name, key := args[0], cacheKey(cmd)
+	simple := len(args) == 2 // name and key: a plain read can be rebuilt from the two
 	rdb, n, done, err := c.admit(ctx, cmd.Slot())
 	if err != nil {
 		return rueidis.NewErrorResult(err)
@@ -426,8 +440,17 @@ func (c *Client) cacheOnce(ctx context.Context, deadline time.Time, cmd rueidis.
 		c.cfg.CommandHook([]string{name})
 	}
 	c.observed(ctx, []string{name}, now, res.Error())
-	c.m.replied(res.Error())
 	if err := c.end(ctx, now, n, done, res.Error()); err != nil {
+		return rueidis.NewErrorResult(err)
+	}
+	if err := c.replied(res.Error()); err != nil {
+		if simple {
+			// A full Redis refuses the transaction in which rueidis asks
+			// for the key to be tracked (under OOM Redis queues no command
+			// in a MULTI), though it still answers the read itself: make
+			// it plainly, without a local copy.
+			return c.doBefore(ctx, deadline, plainRead([]string{name, key}))
+		}
 		return rueidis.NewErrorResult(err)
 	}
 	if plain != nil {

@@ -84,6 +84,13 @@ type Config struct {
 	// another instance changed. The default is 100ms, API.md's bound.
 	LocalLease time.Duration
 
+	// OutOfMemoryLogInterval is the least time between two "redis out of
+	// memory" log lines: a full Redis refuses every write of every
+	// request, and one line per interval (with the count of refusals it
+	// stands for) says so without flooding the log. Every refusal is
+	// counted in redisx_oom_replies_total. The default is 10s.
+	OutOfMemoryLogInterval time.Duration
+
 	// ClientName is sent with CLIENT SETNAME. The default is "theaterd".
 	ClientName string
 
@@ -112,6 +119,7 @@ const (
 	defaultBreakerOpenFor = 250 * time.Millisecond
 	defaultLocalCache     = 32 << 20
 	defaultLocalLease     = 100 * time.Millisecond
+	defaultOOMLogInterval = 10 * time.Second
 )
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -142,6 +150,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.LocalLease == 0 {
 		cfg.LocalLease = defaultLocalLease
+	}
+	if cfg.OutOfMemoryLogInterval == 0 {
+		cfg.OutOfMemoryLogInterval = defaultOOMLogInterval
 	}
 	if cfg.ClientName == "" {
 		cfg.ClientName = "theaterd"
@@ -183,7 +194,7 @@ func (cfg Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		d    time.Duration
-	}{{"DialTimeout", cfg.DialTimeout}, {"CommandTimeout", cfg.CommandTimeout}, {"BreakerOpenFor", cfg.BreakerOpenFor}, {"LocalLease", cfg.LocalLease}} {
+	}{{"DialTimeout", cfg.DialTimeout}, {"CommandTimeout", cfg.CommandTimeout}, {"BreakerOpenFor", cfg.BreakerOpenFor}, {"LocalLease", cfg.LocalLease}, {"OutOfMemoryLogInterval", cfg.OutOfMemoryLogInterval}} {
 		if d.d < 0 {
 			return bad("%s must not be negative", d.name)
 		}

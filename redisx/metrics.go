@@ -1,6 +1,8 @@
 package redisx
 
 import (
+	"errors"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 )
@@ -18,7 +20,7 @@ type metrics struct {
 
 	errNotConnected, errBreakerOpen, errCanceled, errTimeout, errConnection prometheus.Counter
 
-	cacheHit, cacheMiss, cacheStale, cacheCoalesced, cacheFallback, cacheError prometheus.Counter
+	cacheHit, cacheMiss, cacheStale, cacheCoalesced, cacheFallback, cacheError, cacheOOM prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -42,25 +44,26 @@ func newMetrics() *metrics {
 		}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "redisx_cache_requests_total",
-			Help: "Cache-aside lookups by outcome: hit, miss, stale, coalesced, fallback, error.",
+			Help: "Cache-aside lookups by outcome: hit, miss, stale, coalesced, fallback, error, out_of_memory (the loaded value could not be stored: Redis is full).",
 		}, []string{"result"}),
 	}
 	e := m.errors.WithLabelValues
 	m.errNotConnected, m.errBreakerOpen, m.errCanceled, m.errTimeout, m.errConnection =
 		e("not_connected"), e("breaker_open"), e("canceled"), e("timeout"), e("connection")
 	r := m.cache.WithLabelValues
-	m.cacheHit, m.cacheMiss, m.cacheStale, m.cacheCoalesced, m.cacheFallback, m.cacheError =
-		r("hit"), r("miss"), r("stale"), r("coalesced"), r("fallback"), r("error")
+	m.cacheHit, m.cacheMiss, m.cacheStale, m.cacheCoalesced, m.cacheFallback, m.cacheError, m.cacheOOM =
+		r("hit"), r("miss"), r("stale"), r("coalesced"), r("fallback"), r("error"), r("out_of_memory")
 	return m
 }
 
-// replied counts what the error replies of one round trip say about Redis
-// itself: an OOM is an answer (the breaker does not count it) that only
-// metrics can show.
-func (m *metrics) replied(err error) {
-	if err != nil && isOOM(err) {
-		m.oom.Inc()
+// cacheFailed counts a cache-aside step that Redis answered with an error:
+// out_of_memory when it was full, else error.
+func (m *metrics) cacheFailed(err error) {
+	if errors.Is(err, ErrOutOfMemory) {
+		m.cacheOOM.Inc()
+		return
 	}
+	m.cacheError.Inc()
 }
 
 // Collector returns the client's Prometheus collectors as one, for the
@@ -73,8 +76,8 @@ func (m *metrics) replied(err error) {
 //	redisx_breaker_state                     gauge: 0 closed, 1 half-open, 2 open (the worst breaker's: one per master in Cluster mode)
 //	redisx_connected                         gauge: 1 while connected and no breaker is open
 //	redisx_local_cache_hits_total            counter: client-side cache hits (no round trip)
-//	redisx_cache_requests_total{result}      counter: Cache lookups: hit, miss, stale, coalesced, fallback, error
-//	redisx_oom_replies_total                 counter: commands Redis refused at maxmemory (OOM replies)
+//	redisx_cache_requests_total{result}      counter: Cache lookups: hit, miss, stale, coalesced, fallback, error, out_of_memory
+//	redisx_oom_replies_total                 counter: commands Redis refused at maxmemory (OOM replies, ErrOutOfMemory)
 func (c *Client) Collector() prometheus.Collector {
 	rt := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "redisx_round_trips_total",

@@ -1,8 +1,12 @@
 package redisx_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,27 +101,67 @@ func TestCollector(t *testing.T) {
 }
 
 // TestOOMReplies: a Redis at maxmemory under noeviction refuses writes with
-// OOM; each refusal, alone or in a pipeline, is counted, and neither opens
-// the breaker (Redis is answering) nor counts as an unreachable Redis.
+// OOM; each refusal, alone or in a pipeline, in a script, a MULTI or
+// cache-aside, comes back as ErrOutOfMemory (still matching Redis's reply,
+// never ErrUnavailable) and is counted; reads still answer; the breaker
+// neither opens (Redis is answering) nor counts it as an unreachable
+// Redis; and the log says "redis out of memory" once per interval, not
+// once per refusal.
 func TestOOMReplies(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t, "--maxmemory-policy", "noeviction")
-	rdb := redistest.Connect(t, redistest.At(redistest.Config(t), srv.Addr))
+	var logs lockedBuffer
+	cfg := redistest.At(redistest.Config(t), srv.Addr)
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	cfg.OutOfMemoryLogInterval = time.Hour
+	cfg.BreakerFailures = 2
+	rdb := redistest.Connect(t, cfg)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(rdb.Collector())
 	ctx := context.Background()
 	b := rdb.B()
+	for _, k := range []string{"p1", "p2"} {
+		if err := rdb.Set(ctx, rdb.Keys().Join(k), []byte(k), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := rdb.Do(ctx, b.ConfigSet().ParameterValue().ParameterValue("maxmemory", "1").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
 	set := func(k string) rueidis.Completed {
 		return rdb.B().Set().Key(rdb.Keys().Join(k)).Value("v").Ex(time.Minute).Build()
 	}
-	if err := rdb.Do(ctx, set("a")).Error(); err == nil || !strings.HasPrefix(err.Error(), "OOM") {
-		t.Fatalf("SET at maxmemory: got %v, want an OOM reply", err)
+	isOOM := func(what string, err error) {
+		t.Helper()
+		var re *rueidis.RedisError
+		switch {
+		case !errors.Is(err, redisx.ErrOutOfMemory):
+			t.Errorf("%s at maxmemory: got %v; want redisx.ErrOutOfMemory", what, err)
+		case !errors.As(err, &re) || !strings.HasPrefix(re.Error(), "OOM "):
+			t.Errorf("%s: %v does not wrap Redis's OOM reply", what, err)
+		case errors.Is(err, redisx.ErrUnavailable):
+			t.Errorf("%s: %v is ErrUnavailable; Redis answered", what, err)
+		}
 	}
-	for _, r := range rdb.DoMulti(ctx, set("b"), rdb.B().Get().Key(rdb.Keys().Join("b")).Build(), set("c")) {
-		_ = r.Error()
+	isOOM("SET", rdb.Do(ctx, set("a")).Error())
+	res := rdb.DoMulti(ctx, set("b"), rdb.B().Get().Key(rdb.Keys().Join("b")).Build(), set("c"))
+	isOOM("pipelined SET", res[0].Error())
+	if err := res[1].Error(); !redisx.IsNil(err) {
+		t.Errorf("a GET in the same pipeline: %v; want the nil reply (reads still work)", err)
+	}
+	isOOM("second pipelined SET", res[2].Error())
+	_, err := rdb.Incr(ctx, rdb.Keys().Join("n"), time.Minute) // a script
+	isOOM("INCR script", err)
+	for range 5 { // more than BreakerFailures
+		isOOM("SET again", rdb.Set(ctx, rdb.Keys().Join("d"), []byte("v"), time.Minute))
+	}
+	// A read that can be served is.
+	if _, found, err := rdb.Get(ctx, rdb.Keys().Join("a")); err != nil || found {
+		t.Errorf("GET on the full Redis: found %v, %v; want a miss and no error", found, err)
+	}
+	v, err := redisx.Cache(ctx, rdb, rdb.Keys().Join("cached"), time.Minute, func(context.Context) (int, error) { return 7, nil })
+	if err != nil || v != 7 {
+		t.Errorf("Cache on a full Redis: %v, %v; want the loaded 7", v, err)
 	}
 	families, err := reg.Gather()
 	if err != nil {
@@ -129,11 +173,59 @@ func TestOOMReplies(t *testing.T) {
 			got[f.GetName()] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
-	if got["redisx_oom_replies_total"] != 3 {
-		t.Errorf("redisx_oom_replies_total = %v; want 3 (one SET, two in the pipeline)", got["redisx_oom_replies_total"])
+	// One SET, two in the pipeline, the script, five SETs, and the
+	// cache-aside's lease (its store is not tried once the lease failed).
+	if got["redisx_oom_replies_total"] != 10 {
+		t.Errorf("redisx_oom_replies_total = %v; want 10", got["redisx_oom_replies_total"])
+	}
+	cache := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() == "redisx_cache_requests_total" {
+			for _, m := range f.GetMetric() {
+				cache[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if cache["out_of_memory"] != 1 || cache["error"] != 0 || cache["fallback"] != 0 {
+		t.Errorf("redisx_cache_requests_total %v; want out_of_memory 1, no error nor fallback", cache)
+	}
+
+	// Reads through the local tier: a full Redis refuses the MULTI that
+	// asks for tracking, and the reads are made plainly instead.
+	if v, err := rdb.DoCache(ctx, rdb.B().Get().Key(rdb.Keys().Join("p1")).Cache(), time.Minute).ToString(); err != nil || v != "p1" {
+		t.Errorf("DoCache GET on a full Redis: %q, %v; want \"p1\"", v, err)
+	}
+	multi := rdb.DoMultiCache(ctx,
+		rueidis.CT(rdb.B().Get().Key(rdb.Keys().Join("p1")).Cache(), time.Minute),
+		rueidis.CT(rdb.B().Get().Key(rdb.Keys().Join("p2")).Cache(), time.Minute))
+	for i, want := range []string{"p1", "p2"} {
+		if v, err := multi[i].ToString(); err != nil || v != want {
+			t.Errorf("DoMultiCache GET %d on a full Redis: %q, %v; want %q", i, v, err, want)
+		}
+	}
+	if n := strings.Count(logs.String(), `"msg":"redis out of memory"`); n != 1 {
+		t.Errorf("%d \"redis out of memory\" lines for 10 refusals within the interval; want 1:\n%s", n, logs.String())
 	}
 	if got["redisx_errors_total"] != 0 || got["redisx_breaker_state"] != 0 || got["redisx_connected"] != 1 {
 		t.Errorf("errors %v, breaker %v, connected %v; want 0, 0 (closed), 1: an OOM is an answer",
 			got["redisx_errors_total"], got["redisx_breaker_state"], got["redisx_connected"])
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that a logger and a test may share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -5,11 +5,14 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics are per Store, never package variables; the caller registers
 // them with Collector. No label ever carries a token, a user or an id.
 type metrics struct {
-	created   prometheus.Counter
-	lookups   *prometheus.CounterVec
-	touches   prometheus.Counter
-	rotations prometheus.Counter
-	revoked   *prometheus.CounterVec
+	created prometheus.Counter
+	lookups *prometheus.CounterVec
+	touches prometheus.Counter
+	// touchRefused counts touches Redis refused with OOM; the session was
+	// served untouched.
+	touchRefused prometheus.Counter
+	rotations    prometheus.Counter
+	revoked      *prometheus.CounterVec
 }
 
 // reasonPerUserCap is the revocation reason of a session ended because its
@@ -26,11 +29,15 @@ func newMetrics() *metrics {
 		}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "session_lookups_total",
-			Help: "Session lookups by result: ok, not_found (unknown, expired, revoked), malformed (never sent to Redis), unavailable, error.",
+			Help: "Session lookups by result: ok, not_found (unknown, expired, revoked), malformed (never sent to Redis), unavailable, out_of_memory (Redis full), error.",
 		}, []string{"result"}),
 		touches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "session_touch_writes_total",
 			Help: "Lookups that moved the idle expiry (at most one per session per touch interval).",
+		}),
+		touchRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "session_touch_refusals_total",
+			Help: "Touches Redis refused because it was full (OOM): the session was served without moving its idle expiry.",
 		}),
 		rotations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "session_rotations_total",
@@ -42,7 +49,7 @@ func newMetrics() *metrics {
 		}, []string{"reason"}),
 	}
 	// Every series exists from the start, so rates work before the first event.
-	for _, r := range []string{"ok", "not_found", "malformed", "unavailable", "error"} {
+	for _, r := range []string{"ok", "not_found", "malformed", "unavailable", "out_of_memory", "error"} {
 		m.lookups.WithLabelValues(r)
 	}
 	for _, r := range []string{"delete", "delete_all", "delete_by_id", reasonPerUserCap} {
@@ -55,7 +62,7 @@ func newMetrics() *metrics {
 // the caller to register: reg.MustRegister(store.Collector()).
 func (s *Store) Collector() prometheus.Collector {
 	m := s.metrics
-	return collectors{m.created, m.lookups, m.touches, m.rotations, m.revoked}
+	return collectors{m.created, m.lookups, m.touches, m.touchRefused, m.rotations, m.revoked}
 }
 
 type collectors []prometheus.Collector

@@ -189,9 +189,16 @@ func (s *Store) load(ctx context.Context, token string, touch bool) (Session, er
 		flag = "1"
 	}
 	sk := s.sessionKey(userID, hash)
-	res := loadScript.Run(ctx, s.rdb,
-		[]string{sk, s.indexKey(userID), s.epochKey(userID)},
-		[]string{s.now(), hash, flag, s.touch, s.idle})
+	keys := []string{sk, s.indexKey(userID), s.epochKey(userID)}
+	res := loadScript.Run(ctx, s.rdb, keys, []string{s.now(), hash, flag, s.touch, s.idle})
+	if touch && errors.Is(res.Error(), redisx.ErrOutOfMemory) {
+		// Redis is full and refused the touch's write. The session can
+		// still be read: serve it without moving its idle expiry (a later
+		// touch does, once Redis has room) rather than turn every
+		// signed-in request into a 503 while Redis is full.
+		s.metrics.touchRefused.Inc()
+		res = loadScript.Run(ctx, s.rdb, keys, []string{s.now(), hash, "0", s.touch, s.idle})
+	}
 	if n, err := res.AsInt64(); err == nil && n == 0 {
 		// The script found the session dead and deleted it: a local copy
 		// this process holds must not outlive that.
@@ -479,8 +486,13 @@ func fail(op string, err error) error {
 	return fmt.Errorf("session: %s: %w", op, err)
 }
 
+// failKind is the lookups' result label of a failure: out_of_memory
+// (Redis full: redisx.ErrOutOfMemory), unavailable, or error.
 func failKind(err error) string {
-	if errors.Is(err, redisx.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	switch {
+	case errors.Is(err, redisx.ErrOutOfMemory):
+		return "out_of_memory"
+	case errors.Is(err, redisx.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return "unavailable"
 	}
 	return "error"

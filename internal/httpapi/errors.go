@@ -40,7 +40,10 @@ func classify(err error) error {
 	switch {
 	case errors.As(err, &te):
 		return err
-	case errors.Is(err, redisx.ErrUnavailable):
+	case errors.Is(err, redisx.ErrUnavailable), errors.Is(err, redisx.ErrOutOfMemory):
+		// A full Redis is as unavailable to the client as a dead one; the
+		// log line's error (err's text) says which: "redisx: redis out of
+		// memory: OOM …" or "redisx: redis unavailable: …".
 		return theater.Wrap(theater.EUNAVAILABLE, "a dependency is unavailable, retry shortly", err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return theater.Wrap(theater.EUNAVAILABLE, "the request timed out, retry shortly", err)

@@ -3,11 +3,14 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/theaterscriptpro/tsp/problem"
+	"github.com/theaterscriptpro/tsp/redisx"
 )
 
 // healthz answers 200 while the process can serve HTTP at all: liveness.
@@ -16,8 +19,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz checks Redis (PING) and the database at once, each within
-// ReadyTimeout, and answers 503 naming what is down. The Redis check goes
+// readyProbeTTL is how long the readiness probe's key lives.
+const readyProbeTTL = 10 * time.Second
+
+// readyz checks Redis and the database at once, each within ReadyTimeout,
+// and answers 503 naming what is down. The Redis check is a write, a tiny
+// SET with PX of the readiness key, because a PING works on a full Redis:
+// an OOM refusal is "redis":"full", any other failure "down". It goes
 // through the client's circuit breaker, so an open breaker answers at once.
 // After Drain it answers 503 whatever the checks say: the server is
 // shutting down.
@@ -27,14 +35,26 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	var redisErr, dbErr error
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); redisErr = s.rdb.Ping(ctx) }()
+	go func() {
+		defer wg.Done()
+		redisErr = s.rdb.Do(ctx, s.rdb.B().Set().Key(s.keys.Ready()).Value("1").Px(readyProbeTTL).Build()).Error()
+	}()
 	go func() { defer wg.Done(); dbErr = s.deps.Database.Ping(ctx) }()
 	wg.Wait()
 	body := map[string]string{"redis": "ok", "database": "ok"}
 	status := http.StatusOK
-	if redisErr != nil {
+	switch {
+	case errors.Is(redisErr, redisx.ErrOutOfMemory):
+		body["redis"] = "full"
+		status = http.StatusServiceUnavailable
+	case redisErr != nil:
 		body["redis"] = "down"
 		status = http.StatusServiceUnavailable
+	}
+	if redisErr != nil {
+		if info := infoFrom(r.Context()); info != nil {
+			info.err = redisErr // the access line says why: "redis out of memory", …
+		}
 	}
 	if dbErr != nil {
 		body["database"] = "down"

@@ -37,3 +37,6 @@ func (k domainKeys) ScriptViews(id string) string { return k.Tagged(nsScriptView
 // TopViews is the bounded ranking of the most-viewed scripts that cache
 // warming reads: views:top.
 func (k domainKeys) TopViews() string { return k.Join("views", "top") }
+
+// Ready is the key /readyz writes to check that Redis takes writes: readyz.
+func (k domainKeys) Ready() string { return k.Join("readyz") }
