@@ -236,6 +236,18 @@ func TestRedisACL(t *testing.T) {
 	if s, _, err := get("http://" + addr + "/metrics"); err != nil || s != 200 {
 		t.Fatalf("/metrics: %d, %v", s, err)
 	}
+	// The memory watcher reads INFO in the background from the start: wait
+	// for its first reading, so the ACL is known to allow it.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, body, _ := get("http://" + addr + "/metrics")
+		if strings.Contains(body, "tsp_redisx_memory_used_bytes{") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no tsp_redisx_memory_used_bytes in /metrics after 10s: the memory watcher did not read INFO\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// Let the view counters' last flush and the background work run, then
 	// stop the service: its shutdown (limiter leases given back) is
 	// Redis-side work too.

@@ -126,6 +126,11 @@ type Deps struct {
 	// at once (19 MiB per hash): the zero value is password's defaults,
 	// 76 MiB (four hashes) and a 1s wait before 503.
 	Passwords password.GateConfig
+
+	// RedisMemoryInterval is how often Redis's memory, eviction policy and
+	// evictions are read (redisx.MemoryWatcher; once at start as well).
+	// The default is one minute.
+	RedisMemoryInterval time.Duration
 }
 
 // Server is the Theater Script Pro HTTP API: every endpoint of API.md. It is
@@ -152,6 +157,7 @@ type Server struct {
 	loginLimiter *ratelimit.Limiter // nil when off
 	warm         *warmer            // nil when off
 	passwords    *password.Gate
+	memory       *redisx.MemoryWatcher
 
 	// The cached read routes, which cache warming fills (warm.go).
 	cachedList, cachedScript http.Handler
@@ -174,7 +180,8 @@ type Route struct {
 var ErrInvalidDeps = errors.New("httpapi: invalid dependencies")
 
 // New checks d and builds the server, registering its metrics with
-// d.Metrics. It starts the view counter's flush loop: call Close when done.
+// d.Metrics. It starts the view counter's flush loop and the Redis memory
+// watcher: call Close when done.
 func New(d Deps) (*Server, error) {
 	switch {
 	case d.Redis == nil:
@@ -187,6 +194,8 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("%w: ViewFlushInterval must be at most 1s (API.md), got %s", ErrInvalidDeps, d.ViewFlushInterval)
 	case d.ReadyTimeout < 0:
 		return nil, fmt.Errorf("%w: ReadyTimeout must not be negative", ErrInvalidDeps)
+	case d.RedisMemoryInterval < 0:
+		return nil, fmt.Errorf("%w: RedisMemoryInterval must not be negative", ErrInvalidDeps)
 	case d.Instances < 0:
 		return nil, fmt.Errorf("%w: Instances must not be negative", ErrInvalidDeps)
 	case d.CacheWarm < 0 || d.CacheWarm > maxTopViews:
@@ -228,6 +237,9 @@ func New(d Deps) (*Server, error) {
 	cs = append(cs, s.metrics.collectors()...)
 	cs = append(cs, s.views.collectors()...)
 	cs = append(cs, d.Redis.Collector())
+	// Validated above, so it cannot fail.
+	s.memory, _ = redisx.NewMemoryWatcher(d.Redis, redisx.MemoryWatcherConfig{Interval: d.RedisMemoryInterval, Logger: d.Logger})
+	cs = append(cs, s.memory.Collector())
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			s.views.close(context.Background())
@@ -235,6 +247,7 @@ func New(d Deps) (*Server, error) {
 			return nil, fmt.Errorf("%w: register metrics: %v", ErrInvalidDeps, err)
 		}
 	}
+	s.memory.Start()
 	s.registerRoutes()
 	s.handler = s.observe(s.mux)
 	if d.CacheWarm > 0 {
@@ -283,10 +296,11 @@ func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})
 }
 
-// Close sends the view counts not yet flushed, stops the flush loop and
-// the response cache's background work. Call it after the HTTP server has
-// drained, before closing Redis.
+// Close stops the Redis memory watcher, sends the view counts not yet
+// flushed, stops the flush loop and the response cache's background work.
+// Call it after the HTTP server has drained, before closing Redis.
 func (s *Server) Close(ctx context.Context) error {
+	s.memory.Close()
 	if s.warm != nil {
 		s.warm.close()
 	}
