@@ -98,9 +98,9 @@ func Load(ctx context.Context, st Store, n int) (Result, error) {
 		res.Users = append(res.Users, u)
 	}
 	marker := res.Users[0]
-	if _, total, err := st.ListScripts(ctx, theater.ScriptFilter{AuthorID: marker.ID, Limit: 1}); err != nil {
+	if p, err := st.ListScripts(ctx, theater.ScriptFilter{AuthorID: marker.ID, Limit: 1}); err != nil {
 		return Result{}, fmt.Errorf("look for the demo catalogue: %w", err)
-	} else if total > 0 {
+	} else if len(p.Items) > 0 {
 		return res, nil
 	}
 	var authors []theater.User

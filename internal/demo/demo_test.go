@@ -35,12 +35,13 @@ func TestLoad(t *testing.T) {
 			if !res.Created || res.Scripts != demo.DefaultScripts || len(res.Users) < 3 {
 				t.Fatalf("Load = %+v, want created, %d scripts and the demo users", res, demo.DefaultScripts)
 			}
-			_, total, err := st.ListScripts(ctx, theater.ScriptFilter{})
+			p, err := st.ListScripts(ctx, theater.ScriptFilter{})
+			total := p.Total
 			if err != nil || total != demo.DefaultScripts {
 				t.Fatalf("ListScripts total = %d, %v, want %d", total, err, demo.DefaultScripts)
 			}
 			for _, g := range []string{"comedy", "drama", "tragedy"} {
-				if _, n, _ := st.ListScripts(ctx, theater.ScriptFilter{Genre: g}); n == 0 {
+				if p, _ := st.ListScripts(ctx, theater.ScriptFilter{Genre: g}); p.Total == 0 {
 					t.Errorf("no %s in the demo catalogue", g)
 				}
 			}
@@ -53,8 +54,8 @@ func TestLoad(t *testing.T) {
 			if again.Created || again.Scripts != 0 || again.Users[0] != res.Users[0] {
 				t.Errorf("second Load = %+v, want nothing created and the same users", again)
 			}
-			if _, total, _ := st.ListScripts(ctx, theater.ScriptFilter{}); total != demo.DefaultScripts {
-				t.Errorf("after second Load total = %d, want %d", total, demo.DefaultScripts)
+			if p, _ := st.ListScripts(ctx, theater.ScriptFilter{}); p.Total != demo.DefaultScripts {
+				t.Errorf("after second Load total = %d, want %d", p.Total, demo.DefaultScripts)
 			}
 
 			// The demo password signs in.
@@ -91,8 +92,8 @@ func TestLoadConcurrently(t *testing.T) {
 	}
 	// Both may have seen an empty catalogue before either inserted; the
 	// point is that nothing failed and the data is whole.
-	if _, total, _ := st.ListScripts(ctx, theater.ScriptFilter{}); total != 200 && total != 400 {
-		t.Errorf("total = %d, want 200 (or 400 if both raced past the check)", total)
+	if p, _ := st.ListScripts(ctx, theater.ScriptFilter{}); p.Total != 200 && p.Total != 400 {
+		t.Errorf("total = %d, want 200 (or 400 if both raced past the check)", p.Total)
 	}
 }
 

@@ -111,6 +111,10 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
+	if err := s.backfillSearch(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -35,8 +35,10 @@ const (
 	// MaxExactTotal is the count up to which a list's total is exact; above
 	// it the total is a lower bound and ScriptPage.TotalExact is false.
 	MaxExactTotal = 10000
-	// MaxCursorLen bounds a cursor: ours are far shorter.
-	MaxCursorLen = 512
+	// MaxCursorLen bounds a cursor. A newest-first cursor is under 50
+	// characters; a sort=title one carries the title's sort key (at most
+	// 600 bytes), so up to about 840.
+	MaxCursorLen = 1024
 )
 
 // ScriptPage is one page of a list.

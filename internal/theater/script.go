@@ -135,4 +135,3 @@ func checkLanguage(s string) error {
 	}
 	return nil
 }
-

@@ -1,0 +1,28 @@
+-- Full-text search on an index, and sort=title (API.md, Lists and search).
+-- Kept in step with ../postgres/0002_search.sql. The search columns of rows
+-- that exist already are filled by Go right after the migration
+-- (backfillSearch in fts.go): words are cut and accents folded in Go, the
+-- same way for both databases, which SQL cannot do.
+
+-- LIKE '%...%' over this column was a scan of the table: FTS5 replaces it.
+ALTER TABLE scripts DROP COLUMN search_text;
+
+-- The title as sort=title compares it: folded by Go, compared bytewise.
+ALTER TABLE scripts ADD COLUMN title_key TEXT;
+CREATE INDEX scripts_title_idx ON scripts (title_key, id);
+
+-- The script's rowid in scripts_fts, ordered like created_at (see fts.go);
+-- NULL until indexed. Unique, and the way from an FTS match to its script.
+ALTER TABLE scripts ADD COLUMN search_rowid INTEGER;
+CREATE UNIQUE INDEX scripts_search_rowid_idx ON scripts (search_rowid);
+
+-- Contentless (the scripts table has the text) with contentless_delete so
+-- rows can be removed and replaced. tokenize=ascii splits only on the
+-- spaces Go puts between its tokens (non-ASCII bytes are word characters to
+-- it), so the index holds exactly Go's words. detail=column: column filters
+-- (title vs synopsis) without positions, which no query here needs.
+-- prefix='2 3' makes a short last word ("th", "sea") one index lookup.
+CREATE VIRTUAL TABLE scripts_fts USING fts5(
+    title, body, genre, author,
+    content='', contentless_delete=1, tokenize='ascii', detail=column, prefix='2 3'
+);
