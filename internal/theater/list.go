@@ -21,7 +21,7 @@ const (
 	SortNewest = "newest" // createdAt desc, then id
 	SortTitle  = "title"  // title (case-insensitive), then id
 	// SortRelevance is the default with a query: a title match before a
-	// synopsis-only match, then newest. Never given by clients.
+	// synopsis-only match, then newest. Without a query it is SortNewest.
 	SortRelevance = "relevance"
 )
 
@@ -84,7 +84,7 @@ func (f *ScriptFilter) Normalize() error {
 		return Invalid("author", "must be a user id")
 	}
 	switch f.Sort = strings.ToLower(strings.TrimSpace(f.Sort)); f.Sort {
-	case "":
+	case "", SortRelevance: // the default, also when spelled out
 		f.Sort = SortNewest
 		if f.Query != "" {
 			f.Sort = SortRelevance
