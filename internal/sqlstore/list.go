@@ -180,9 +180,20 @@ func (w *where) filters(s *Store, f theater.ScriptFilter, toks []string, m match
 // walk returns up to n scripts of one segment of f's list, in order,
 // starting after position from (nil: at the start).
 func (s *Store) walk(ctx context.Context, f theater.ScriptFilter, toks []string, seg segment, from *listPos, n int) ([]theater.Script, error) {
-	if s.dialect == sqliteDialect && len(toks) > 0 && f.Sort != theater.SortTitle {
+	if s.usesFTSWalk(f, toks) {
 		return s.ftsWalk(ctx, f, toks, seg, from, n)
 	}
+	q, args := s.walkSQL(f, toks, seg, from, n)
+	return s.queryScripts(ctx, q, args...)
+}
+
+// usesFTSWalk reports whether f's list is walked by ftsWalk.
+func (s *Store) usesFTSWalk(f theater.ScriptFilter, toks []string) bool {
+	return s.dialect == sqliteDialect && len(toks) > 0 && f.Sort != theater.SortTitle
+}
+
+// walkSQL is the query of walk (but ftsWalk's).
+func (s *Store) walkSQL(f theater.ScriptFilter, toks []string, seg segment, from *listPos, n int) (string, []any) {
 	w := newWhere()
 	w.filters(s, f, toks, seg.match)
 	order := ` ORDER BY s.created_at DESC, s.id`
@@ -197,7 +208,7 @@ func (s *Store) walk(ctx context.Context, f theater.ScriptFilter, toks []string,
 		c := w.arg(s.timeArg(from.created))
 		w.add(`s.created_at <= ` + c + ` AND (s.created_at < ` + c + ` OR s.id > ` + w.arg(from.id) + `)`)
 	}
-	return s.queryScripts(ctx, scriptSelect+w.sql()+order+` LIMIT `+w.arg(n), w.args...)
+	return scriptSelect + w.sql() + order + ` LIMIT ` + w.arg(n), w.args
 }
 
 // ftsWalk is walk for a newest-first search in SQLite: FTS5 hands out the
@@ -205,17 +216,8 @@ func (s *Store) walk(ctx context.Context, f theater.ScriptFilter, toks []string,
 // (fts.go); the rows of the last millisecond the page reaches are all read
 // and sorted by id, so the order is exactly (created_at desc, id).
 func (s *Store) ftsWalk(ctx context.Context, f theater.ScriptFilter, toks []string, seg segment, from *listPos, n int) ([]theater.Script, error) {
-	w := newWhere()
-	w.add(`scripts_fts MATCH ` + w.arg(ftsMatch(toks, seg.match, f.Genre, f.AuthorID)))
-	if from != nil {
-		// Rowids below the next millisecond's: the index seeks there.
-		w.add(`scripts_fts.rowid < ` + w.arg(searchRowBase(from.created)+1<<searchRowBits))
-		c := w.arg(s.timeArg(from.created))
-		w.add(`s.created_at <= ` + c + ` AND (s.created_at < ` + c + ` OR s.id > ` + w.arg(from.id) + `)`)
-	}
-	q := `SELECT ` + scriptCols + ` FROM scripts_fts JOIN scripts s ON s.search_rowid = scripts_fts.rowid
-	JOIN users u ON u.id = s.author_id` + w.sql() + ` ORDER BY scripts_fts.rowid DESC`
-	rows, err := s.db.QueryContext(ctx, q, w.args...)
+	q, args := s.ftsWalkSQL(f, toks, seg, from)
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, s.wrap(err, "search scripts")
 	}
@@ -241,4 +243,20 @@ func (s *Store) ftsWalk(ctx context.Context, f theater.ScriptFilter, toks []stri
 		return strings.Compare(a.ID, b.ID)
 	})
 	return got[:min(n, len(got))], nil
+}
+
+// ftsWalkSQL is the query of ftsWalk: no LIMIT, since how many rows the
+// page needs depends on the ties at its end; ftsWalk stops reading.
+func (s *Store) ftsWalkSQL(f theater.ScriptFilter, toks []string, seg segment, from *listPos) (string, []any) {
+	w := newWhere()
+	w.add(`scripts_fts MATCH ` + w.arg(ftsMatch(toks, seg.match, f.Genre, f.AuthorID)))
+	if from != nil {
+		// Rowids below the next millisecond's: the index seeks there.
+		w.add(`scripts_fts.rowid < ` + w.arg(searchRowBase(from.created)+1<<searchRowBits))
+		c := w.arg(s.timeArg(from.created))
+		w.add(`s.created_at <= ` + c + ` AND (s.created_at < ` + c + ` OR s.id > ` + w.arg(from.id) + `)`)
+	}
+	// CROSS JOIN is SQLite's way to fix the join order: the index outside.
+	return `SELECT ` + scriptCols + ` FROM scripts_fts CROSS JOIN scripts s ON s.search_rowid = scripts_fts.rowid` +
+		w.sql() + ` ORDER BY scripts_fts.rowid DESC`, w.args
 }
