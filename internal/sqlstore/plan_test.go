@@ -107,13 +107,16 @@ func testSQLiteWalkPlans(t *testing.T) {
 				if err := f.Normalize(); err != nil {
 					t.Fatal(err)
 				}
-				toks := queryTokens(f)
+				sq, _, err := st.newSearch(ctxT(t), f)
+				if err != nil {
+					t.Fatal(err)
+				}
 				var q string
 				var args []any
-				if st.usesFTSWalk(f, toks) {
-					q, args = st.ftsWalkSQL(f, toks, tt.seg, after)
+				if st.usesFTSWalk(f, sq) {
+					q, args = st.ftsWalkSQL(f, sq, tt.seg, after)
 				} else {
-					q, args = st.walkSQL(f, toks, tt.seg, after, 21)
+					q, args = st.walkSQL(f, sq, tt.seg, after, 21)
 				}
 				plan := sqlitePlan(t, st, q, args...)
 				first, _, _ := strings.Cut(plan, "\n")
