@@ -196,7 +196,16 @@ func (s *Store) DeleteScript(ctx context.Context, id string) error {
 }
 
 func (s *Store) queryScripts(ctx context.Context, q string, args ...any) ([]theater.Script, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	return queryScriptsOn(ctx, s, s.db, q, args...)
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryScriptsOn(ctx context.Context, s *Store, db querier, q string, args ...any) ([]theater.Script, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, s.wrap(err, "select scripts")
 	}

@@ -114,6 +114,10 @@ func ftsPhrase(tok string) string {
 type search struct {
 	toks []string
 	last []string
+	// few is set once the matches are counted and are at most
+	// MaxExactTotal: sorting them all is then cheaper than walking an
+	// order's index in the hope of meeting them (PostgreSQL, walk).
+	few bool
 }
 
 // words is the FTS5 expression "every token, the last also as a
