@@ -2,7 +2,9 @@ package demo_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,5 +158,33 @@ func BenchmarkLoad(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoadWithBatches loads more than one batch and reports each.
+func TestLoadWithBatches(t *testing.T) {
+	st := sqlstoretest.SQLite(t)
+	ctx := ctxT(t)
+	var progress strings.Builder
+	n := 2*demo.BatchSize + 5
+	res, err := demo.LoadWith(ctx, st, demo.Options{Scripts: n, Progress: &progress})
+	if err != nil || !res.Created || res.Scripts != n {
+		t.Fatalf("LoadWith = %+v, %v, want %d scripts created", res, err, n)
+	}
+	lines := strings.Split(strings.TrimSpace(progress.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[2], fmt.Sprintf("demo: %d/%d scripts (100%%)", n, n)) {
+		t.Errorf("progress = %q, want 3 lines ending at %d/%d", progress.String(), n, n)
+	}
+	if p, _ := st.ListScripts(ctx, theater.ScriptFilter{}); p.Total != theater.MaxExactTotal || p.TotalExact {
+		t.Errorf("total = %d exact %v, want %d inexact", p.Total, p.TotalExact, theater.MaxExactTotal)
+	}
+	// The batches are Scripts(n) cut up: the newest script is the n-th.
+	want := demo.Scripts(n, res.Users[:5])[n-1]
+	p, _ := st.ListScripts(ctx, theater.ScriptFilter{Limit: 1})
+	if len(p.Items) != 1 || p.Items[0].Title != want.Title || !p.Items[0].CreatedAt.Equal(want.CreatedAt) {
+		t.Errorf("newest = %+v, want %q at %v", p.Items, want.Title, want.CreatedAt)
+	}
+	if _, err := demo.LoadWith(ctx, sqlstoretest.SQLite(t), demo.Options{Scripts: demo.MaxScripts + 1}); theater.ErrorCode(err) != theater.EINVALID {
+		t.Errorf("LoadWith(MaxScripts+1) = %v, want EINVALID", err)
 	}
 }

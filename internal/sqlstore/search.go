@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"unicode"
@@ -108,22 +109,40 @@ func ftsPhrase(tok string) string {
 	return `"` + strings.ReplaceAll(tok, `"`, `""`) + `"`
 }
 
-// ftsWords is the FTS5 expression "every token, the last also as a prefix".
-func ftsWords(toks []string) string {
-	parts := make([]string, len(toks))
-	for i, t := range toks {
+// search is a query's search as the store runs it: the tokens, and the words of the
+// index that the last token begins (nil: let FTS5 expand the prefix).
+type search struct {
+	toks []string
+	last []string
+	// few is set once the matches are counted and are at most
+	// MaxExactTotal: sorting them all is then cheaper than walking an
+	// order's index in the hope of meeting them (PostgreSQL, walk).
+	few bool
+}
+
+// words is the FTS5 expression "every token, the last also as a
+// prefix": the last as "tok"*, or as the OR of the words it begins.
+func (q search) words() string {
+	parts := make([]string, len(q.toks))
+	for i, t := range q.toks {
 		parts[i] = ftsPhrase(t)
-		if i == len(toks)-1 {
-			parts[i] += "*"
+	}
+	if q.last == nil {
+		parts[len(parts)-1] += "*"
+	} else {
+		alts := make([]string, len(q.last))
+		for i, w := range q.last {
+			alts[i] = ftsPhrase(w)
 		}
+		parts[len(parts)-1] = "(" + strings.Join(alts, " OR ") + ")"
 	}
 	return "(" + strings.Join(parts, " AND ") + ")"
 }
 
-// ftsMatch is the FTS5 MATCH expression of a search: bucket titleMatch,
+// match is the FTS5 MATCH expression of a search: bucket titleMatch,
 // bodyOnlyMatch or anyMatch, restricted to genre and author when set.
-func ftsMatch(toks []string, which matchKind, genre, authorID string) string {
-	w := ftsWords(toks)
+func (q search) match(which matchKind, genre, authorID string) string {
+	w := q.words()
 	var e string
 	switch which {
 	case titleMatch:
@@ -247,3 +266,51 @@ func foldRune(r rune) string {
 // queryTokens returns the tokens of a normalised query (theater.FoldQuery
 // has already lower-cased it).
 func queryTokens(f theater.ScriptFilter) []string { return searchTokens(f.Query) }
+
+// vocabMax is how many index words a last token may begin for the OR of
+// them to replace the prefix query.
+const vocabMax = 64
+
+// newSearch prepares f's search. In SQLite a last token of four or more
+// letters is looked up in the index's vocabulary: FTS5 answers "tok"* by
+// merging the doclists of all the words it begins, a cost that grows with
+// the catalogue, but streams an OR of those words newest first. (Up to
+// three letters, prefix='1 2 3' has the merged doclist ready; beyond
+// vocabMax words, "tok"* it is.) ok is false when the last token begins no
+// word at all: nothing matches.
+func (s *Store) newSearch(ctx context.Context, f theater.ScriptFilter) (q search, ok bool, err error) {
+	q.toks = queryTokens(f)
+	if len(q.toks) == 0 || s.dialect != sqliteDialect {
+		return q, true, nil
+	}
+	last := q.toks[len(q.toks)-1]
+	if utf8.RuneCountInString(last) <= 3 {
+		return q, true, nil
+	}
+	// Every word that starts with last sorts from last to last+"\xff"
+	// (no UTF-8 byte is 0xff).
+	rows, err := s.db.QueryContext(ctx, `SELECT term FROM scripts_fts_vocab WHERE term >= $1 AND term < $2 LIMIT `+
+		itoa(vocabMax+1), last, last+"\xff")
+	if err != nil {
+		return q, false, s.wrap(err, "look up search words")
+	}
+	defer rows.Close()
+	words := []string{}
+	for rows.Next() {
+		var w string
+		if err := rows.Scan(&w); err != nil {
+			return q, false, s.wrap(err, "look up search words")
+		}
+		words = append(words, w)
+	}
+	if err := rows.Err(); err != nil {
+		return q, false, s.wrap(err, "look up search words")
+	}
+	if len(words) == 0 {
+		return q, false, nil
+	}
+	if len(words) <= vocabMax {
+		q.last = words
+	}
+	return q, true, nil
+}

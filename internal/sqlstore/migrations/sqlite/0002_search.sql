@@ -21,8 +21,13 @@ CREATE UNIQUE INDEX scripts_search_rowid_idx ON scripts (search_rowid);
 -- spaces Go puts between its tokens (non-ASCII bytes are word characters to
 -- it), so the index holds exactly Go's words. detail=column: column filters
 -- (title vs synopsis) without positions, which no query here needs.
--- prefix='2 3' makes a short last word ("th", "sea") one index lookup.
+-- A prefix query ("sea"*) makes FTS5 merge the whole doclists of every
+-- word it matches before returning one row. prefix='1 2 3' keeps a ready
+-- doclist for every prefix of one to three letters; a longer last word is
+-- looked up in scripts_fts_vocab and searched as an OR of the few words it
+-- begins (listing.go), which FTS5 streams newest first and stops early.
 CREATE VIRTUAL TABLE scripts_fts USING fts5(
     title, body, genre, author,
-    content='', contentless_delete=1, tokenize='ascii', detail=column, prefix='2 3'
+    content='', contentless_delete=1, tokenize='ascii', detail=column, prefix='1 2 3'
 );
+CREATE VIRTUAL TABLE scripts_fts_vocab USING fts5vocab(scripts_fts, 'row');
