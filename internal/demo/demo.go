@@ -35,7 +35,7 @@ const DefaultScripts = 3000
 // built and benchmarked for.
 const MaxScripts = 1_000_000
 
-// BatchSize is how many scripts one transaction of Load inserts: big enough
+// BatchSize is how many scripts one transaction of Load inserts by default: big enough
 // that a million take 100 commits, small enough that memory stays at a few
 // megabytes and other writers wait for one batch at most.
 const BatchSize = 10_000
@@ -48,6 +48,9 @@ type Options struct {
 	// Progress, when not nil, gets a line after every batch (the server
 	// passes os.Stderr).
 	Progress io.Writer
+	// BatchSize is how many scripts go in one transaction; 0 means
+	// BatchSize (the constant).
+	BatchSize int
 }
 
 // Password is the password of every demo user, so that whoever runs a demo
@@ -104,8 +107,8 @@ func Load(ctx context.Context, st Store, n int) (Result, error) {
 	return LoadWith(ctx, st, Options{Scripts: n})
 }
 
-// LoadWith is Load with options: opt.Scripts scripts inserted BatchSize per
-// transaction, reporting to opt.Progress. Each batch that commits stays if
+// LoadWith is Load with options: opt.Scripts scripts inserted opt.BatchSize
+// per transaction, reporting to opt.Progress. Each batch that commits stays if
 // a later one fails (or ctx ends); Load then sees a catalogue and adds
 // nothing, so an interrupted load is finished by deleting the database.
 func LoadWith(ctx context.Context, st Store, opt Options) (Result, error) {
@@ -137,14 +140,18 @@ func LoadWith(ctx context.Context, st Store, opt Options) (Result, error) {
 			authors = append(authors, u)
 		}
 	}
+	batch := opt.BatchSize
+	if batch <= 0 {
+		batch = BatchSize
+	}
 	gen := newGenerator(authors, n)
 	start := time.Now()
 	for done := 0; done < n; {
-		batch := gen.next(min(BatchSize, n-done))
-		if err := st.CreateScripts(ctx, batch); err != nil {
-			return Result{}, fmt.Errorf("insert demo scripts %d to %d: %w", done+1, done+len(batch), err)
+		scripts := gen.next(min(batch, n-done))
+		if err := st.CreateScripts(ctx, scripts); err != nil {
+			return Result{}, fmt.Errorf("insert demo scripts %d to %d: %w", done+1, done+len(scripts), err)
 		}
-		done += len(batch)
+		done += len(scripts)
 		res.Created, res.Scripts = true, done
 		if opt.Progress != nil {
 			el := time.Since(start)

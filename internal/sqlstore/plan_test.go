@@ -98,6 +98,7 @@ func testSQLiteWalkPlans(t *testing.T) {
 		{"title", theater.ScriptFilter{Sort: theater.SortTitle}, segment{0, anyMatch}, "scripts_title_idx", nil},
 		{"search title matches", theater.ScriptFilter{Query: "plan"}, segment{0, titleMatch}, "scripts_fts VIRTUAL TABLE", []string{"scripts_search_rowid_idx"}},
 		{"search synopsis only", theater.ScriptFilter{Query: "plan"}, segment{1, bodyOnlyMatch}, "scripts_fts VIRTUAL TABLE", []string{"scripts_search_rowid_idx"}},
+		{"search by title", theater.ScriptFilter{Query: "plan", Sort: theater.SortTitle}, segment{0, anyMatch}, "scripts_title_idx", nil},
 		{"search newest in genre", theater.ScriptFilter{Query: "plan", Sort: theater.SortNewest, Genre: "drama"}, segment{0, anyMatch}, "scripts_fts VIRTUAL TABLE", nil},
 	}
 	for _, tt := range tests {

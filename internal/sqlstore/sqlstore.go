@@ -2,8 +2,9 @@
 // default, through the pure-Go modernc.org/sqlite) or PostgreSQL (through
 // pgx). One *Store implements theater.UserStore, theater.ScriptStore and
 // theater.LicenseStore for both; the SQL is shared and the dialect
-// differences (timestamps, locking, error codes) are a few explicit
-// branches on Store.dialect.
+// differences (timestamps, locking, error codes, and the search index:
+// FTS5 or tsvector + GIN, fed by one Go tokenizer, search.go) are a few
+// explicit branches on Store.dialect.
 //
 //	st, err := sqlstore.Open(ctx, os.Getenv("DATABASE_URL")) // "sqlite:./data/theater.db"
 //	if err != nil {

@@ -39,7 +39,8 @@ type ScriptStore interface {
 	// (exact up to MaxExactTotal) and the cursor of the next page. A cursor
 	// that is malformed, forged or from another filter is EINVALID on field
 	// "cursor". An author's scripts are the list with f.AuthorID; an unknown
-	// author has none (not an error).
+	// author has none (not an error). A query's words are its runs of
+	// letters and digits; one with none ("!!!") matches nothing.
 	ListScripts(ctx context.Context, f ScriptFilter) (ScriptPage, error)
 }
 
