@@ -6,6 +6,7 @@
 //
 //	theaterd          # serve
 //	theaterd -demo    # load the demo catalogue, then serve
+//	theaterd -demo -demo-scripts 1000000   # a million-script catalogue
 //	theaterd -version # print the version and exit
 //	theaterd -h       # flags and every variable with its default
 //
@@ -175,6 +176,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // -h is answered below, on stdout
 	demoFlag := fs.Bool("demo", false, "load the demo catalogue into the database, then serve")
+	demoScripts := fs.Int("demo-scripts", 0, fmt.Sprintf("with -demo: how many scripts the demo catalogue has (default %d, at most %d), inserted %d per transaction with progress on stderr",
+		demo.DefaultScripts, demo.MaxScripts, demo.BatchSize))
 	versionFlag := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -191,6 +194,17 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "theaterd: unexpected argument %q\n", fs.Arg(0))
 		return exitConfig
+	}
+	var demoOpt *demo.Options // nil: no demo catalogue
+	switch {
+	case *demoScripts < 0 || *demoScripts > demo.MaxScripts:
+		fmt.Fprintf(stderr, "theaterd: -demo-scripts %d: must be 1 to %d\n", *demoScripts, demo.MaxScripts)
+		return exitConfig
+	case *demoScripts > 0 && !*demoFlag:
+		fmt.Fprintln(stderr, "theaterd: -demo-scripts needs -demo")
+		return exitConfig
+	case *demoFlag:
+		demoOpt = &demo.Options{Scripts: *demoScripts, Progress: stderr}
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -220,7 +234,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		<-ctx.Done()
 		stop()
 	}()
-	if err := serve(ctx, cfg, *demoFlag, log); err != nil {
+	if err := serve(ctx, cfg, demoOpt, log); err != nil {
 		log.Error("theaterd stopped", "error", err.Error())
 		return exitFail
 	}
@@ -229,7 +243,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 // serve wires everything, serves until ctx ends, then shuts down in order:
 // HTTP (draining), the API's background work, Redis, the database.
-func serve(ctx context.Context, cfg config.Config, withDemo bool, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, demoOpt *demo.Options, log *slog.Logger) error {
 	log.Info("theaterd starting", "config", cfg) // Config redacts itself
 	rcfg := cfg.Redis
 	rcfg.Logger = log
@@ -266,8 +280,8 @@ func serve(ctx context.Context, cfg config.Config, withDemo bool, log *slog.Logg
 	defer st.Close()
 
 	demoCreated := false
-	if withDemo {
-		res, err := demo.Load(ctx, st, 0)
+	if demoOpt != nil {
+		res, err := demo.LoadWith(ctx, st, *demoOpt)
 		if err != nil {
 			return fmt.Errorf("demo catalogue: %w", err)
 		}

@@ -81,6 +81,18 @@ func TestBadFlagExitsTwo(t *testing.T) {
 	if code := run([]string{"extra"}, env(), &stdout, &stderr); code != 2 {
 		t.Fatalf("exit status %d for a stray argument, want 2", code)
 	}
+	for _, args := range [][]string{
+		{"-demo", "-demo-scripts", "-1"},
+		{"-demo", "-demo-scripts", "1000001"},
+		{"-demo", "-demo-scripts", "lots"},
+		{"-demo", "-demo-scripts", "99999999999999999999"},
+		{"-demo-scripts", "5"}, // without -demo
+	} {
+		stderr.Reset()
+		if code := run(args, env(), &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "demo") {
+			t.Errorf("%q: exit status %d, stderr %q; want 2 and a line naming the flag", args, code, stderr.String())
+		}
+	}
 }
 
 // TestServeAndDrain builds the binary, starts it with -demo against a Redis

@@ -9,14 +9,17 @@
 //	// res.Created is false when the catalogue was already there.
 //
 // Load is idempotent: it recognises its own demo users by email and adds no
-// scripts when the first of them already has some. All scripts go in with
-// one call to the store's bulk insert, so it is one transaction and either
-// the whole catalogue is there or none of it.
+// scripts when the first of them already has some. A large catalogue (up
+// to a million scripts, for load tests of the lists) goes in through
+// LoadWith, BatchSize scripts per transaction, with progress lines:
+//
+//	res, err := demo.LoadWith(ctx, st, demo.Options{Scripts: 1_000_000, Progress: os.Stderr})
 package demo
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -28,8 +31,27 @@ import (
 // DefaultScripts is how many scripts Load creates when asked for n <= 0.
 const DefaultScripts = 3000
 
-// MaxScripts bounds n: the bulk insert is one transaction held in memory.
-const MaxScripts = 100000
+// MaxScripts bounds n: a million scripts is the catalogue the lists are
+// built and benchmarked for.
+const MaxScripts = 1_000_000
+
+// BatchSize is how many scripts one transaction of Load inserts by default: big enough
+// that a million take 100 commits, small enough that memory stays at a few
+// megabytes and other writers wait for one batch at most.
+const BatchSize = 10_000
+
+// Options configures LoadWith. The zero value is Load(ctx, st, 0).
+type Options struct {
+	// Scripts is how many scripts to create; 0 means DefaultScripts, at
+	// most MaxScripts.
+	Scripts int
+	// Progress, when not nil, gets a line after every batch (the server
+	// passes os.Stderr).
+	Progress io.Writer
+	// BatchSize is how many scripts go in one transaction; 0 means
+	// BatchSize (the constant).
+	BatchSize int
+}
 
 // Password is the password of every demo user, so that whoever runs a demo
 // can sign in as a playwright and edit. A demo database is for showing, never
@@ -80,13 +102,22 @@ func users() []demoUser {
 
 // Load creates the demo users if missing and, unless the catalogue is
 // already there, n scripts (n <= 0 means DefaultScripts) spread over the
-// playwrights.
+// playwrights. It is LoadWith(ctx, st, Options{Scripts: n}).
 func Load(ctx context.Context, st Store, n int) (Result, error) {
+	return LoadWith(ctx, st, Options{Scripts: n})
+}
+
+// LoadWith is Load with options: opt.Scripts scripts inserted opt.BatchSize
+// per transaction, reporting to opt.Progress. Each batch that commits stays if
+// a later one fails (or ctx ends); Load then sees a catalogue and adds
+// nothing, so an interrupted load is finished by deleting the database.
+func LoadWith(ctx context.Context, st Store, opt Options) (Result, error) {
+	n := opt.Scripts
 	if n <= 0 {
 		n = DefaultScripts
 	}
 	if n > MaxScripts {
-		return Result{}, theater.Invalid("n", fmt.Sprintf("must be at most %d", MaxScripts))
+		return Result{}, theater.Invalid("scripts", fmt.Sprintf("must be at most %d", MaxScripts))
 	}
 	var res Result
 	hash := "" // hashed at most once: one argon2id costs tens of milliseconds
@@ -98,9 +129,9 @@ func Load(ctx context.Context, st Store, n int) (Result, error) {
 		res.Users = append(res.Users, u)
 	}
 	marker := res.Users[0]
-	if _, total, err := st.ListScripts(ctx, theater.ScriptFilter{AuthorID: marker.ID, Limit: 1}); err != nil {
+	if p, err := st.ListScripts(ctx, theater.ScriptFilter{AuthorID: marker.ID, Limit: 1}); err != nil {
 		return Result{}, fmt.Errorf("look for the demo catalogue: %w", err)
-	} else if total > 0 {
+	} else if len(p.Items) > 0 {
 		return res, nil
 	}
 	var authors []theater.User
@@ -109,11 +140,25 @@ func Load(ctx context.Context, st Store, n int) (Result, error) {
 			authors = append(authors, u)
 		}
 	}
-	scripts := Scripts(n, authors)
-	if err := st.CreateScripts(ctx, scripts); err != nil {
-		return Result{}, fmt.Errorf("insert demo scripts: %w", err)
+	batch := opt.BatchSize
+	if batch <= 0 {
+		batch = BatchSize
 	}
-	res.Created, res.Scripts = true, len(scripts)
+	gen := newGenerator(authors, n)
+	start := time.Now()
+	for done := 0; done < n; {
+		scripts := gen.next(min(batch, n-done))
+		if err := st.CreateScripts(ctx, scripts); err != nil {
+			return Result{}, fmt.Errorf("insert demo scripts %d to %d: %w", done+1, done+len(scripts), err)
+		}
+		done += len(scripts)
+		res.Created, res.Scripts = true, done
+		if opt.Progress != nil {
+			el := time.Since(start)
+			fmt.Fprintf(opt.Progress, "demo: %d/%d scripts (%d%%) in %s, %.0f/s\n",
+				done, n, done*100/n, el.Round(time.Millisecond), float64(done)/max(el.Seconds(), 1e-9))
+		}
+	}
 	return res, nil
 }
 
@@ -152,14 +197,43 @@ func Scripts(n int, authors []theater.User) []theater.Script {
 	if len(authors) == 0 || n <= 0 {
 		return nil
 	}
-	r := rand.New(rand.NewPCG(0x7e47e5, 0xc4a1095))
-	genres := theater.Genres()
+	return newGenerator(authors, n).next(n)
+}
+
+// generator makes the demo scripts one batch at a time, so a million need
+// not be in memory at once; its batches in sequence are Scripts(total) cut up.
+type generator struct {
+	r       *rand.Rand
+	authors []theater.User
+	genres  []string
+	t       time.Time
+	i       int
+	// scale shrinks the gaps between scripts of a big catalogue: an hour to
+	// seven apart, a million scripts would span 460 years (past 2139, the
+	// latest date sqlstore accepts, and absurd anyway). Up to scaleFrom
+	// scripts the gaps are as they always were; above, the catalogue spans
+	// the same nine years or so whatever its size.
+	scale float64
+}
+
+// scaleFrom is the catalogue size from which the gaps shrink.
+const scaleFrom = 20_000
+
+func newGenerator(authors []theater.User, total int) *generator {
+	return &generator{r: rand.New(rand.NewPCG(0x7e47e5, 0xc4a1095)), authors: authors, genres: theater.Genres(), t: epoch(),
+		scale: min(1, float64(scaleFrom)/float64(max(total, 1)))}
+}
+
+// next returns the next n scripts.
+func (g *generator) next(n int) []theater.Script {
+	r, genres := g.r, g.genres
 	out := make([]theater.Script, n)
-	t := epoch()
 	for i := range out {
-		t = t.Add(time.Duration(60+r.IntN(360)) * time.Minute)
+		g.t = g.t.Add(time.Duration(float64(time.Duration(60+r.IntN(360))*time.Minute) * g.scale).Truncate(time.Millisecond))
+		t := g.t
 		castMin := 1 + r.IntN(8)
-		a := authors[i%len(authors)]
+		a := g.authors[g.i%len(g.authors)]
+		g.i++
 		out[i] = theater.Script{
 			ID:              theater.NewID(),
 			Title:           title(r),

@@ -2,7 +2,9 @@ package demo_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,12 +37,13 @@ func TestLoad(t *testing.T) {
 			if !res.Created || res.Scripts != demo.DefaultScripts || len(res.Users) < 3 {
 				t.Fatalf("Load = %+v, want created, %d scripts and the demo users", res, demo.DefaultScripts)
 			}
-			_, total, err := st.ListScripts(ctx, theater.ScriptFilter{})
+			p, err := st.ListScripts(ctx, theater.ScriptFilter{})
+			total := p.Total
 			if err != nil || total != demo.DefaultScripts {
 				t.Fatalf("ListScripts total = %d, %v, want %d", total, err, demo.DefaultScripts)
 			}
 			for _, g := range []string{"comedy", "drama", "tragedy"} {
-				if _, n, _ := st.ListScripts(ctx, theater.ScriptFilter{Genre: g}); n == 0 {
+				if p, _ := st.ListScripts(ctx, theater.ScriptFilter{Genre: g}); p.Total == 0 {
 					t.Errorf("no %s in the demo catalogue", g)
 				}
 			}
@@ -53,8 +56,8 @@ func TestLoad(t *testing.T) {
 			if again.Created || again.Scripts != 0 || again.Users[0] != res.Users[0] {
 				t.Errorf("second Load = %+v, want nothing created and the same users", again)
 			}
-			if _, total, _ := st.ListScripts(ctx, theater.ScriptFilter{}); total != demo.DefaultScripts {
-				t.Errorf("after second Load total = %d, want %d", total, demo.DefaultScripts)
+			if p, _ := st.ListScripts(ctx, theater.ScriptFilter{}); p.Total != demo.DefaultScripts {
+				t.Errorf("after second Load total = %d, want %d", p.Total, demo.DefaultScripts)
 			}
 
 			// The demo password signs in.
@@ -91,8 +94,8 @@ func TestLoadConcurrently(t *testing.T) {
 	}
 	// Both may have seen an empty catalogue before either inserted; the
 	// point is that nothing failed and the data is whole.
-	if _, total, _ := st.ListScripts(ctx, theater.ScriptFilter{}); total != 200 && total != 400 {
-		t.Errorf("total = %d, want 200 (or 400 if both raced past the check)", total)
+	if p, _ := st.ListScripts(ctx, theater.ScriptFilter{}); p.Total != 200 && p.Total != 400 {
+		t.Errorf("total = %d, want 200 (or 400 if both raced past the check)", p.Total)
 	}
 }
 
@@ -155,5 +158,33 @@ func BenchmarkLoad(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoadWithBatches loads more than one batch and reports each.
+func TestLoadWithBatches(t *testing.T) {
+	st := sqlstoretest.SQLite(t)
+	ctx := ctxT(t)
+	var progress strings.Builder
+	n := 2*500 + 5
+	res, err := demo.LoadWith(ctx, st, demo.Options{Scripts: n, Progress: &progress, BatchSize: 500})
+	if err != nil || !res.Created || res.Scripts != n {
+		t.Fatalf("LoadWith = %+v, %v, want %d scripts created", res, err, n)
+	}
+	lines := strings.Split(strings.TrimSpace(progress.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[2], fmt.Sprintf("demo: %d/%d scripts (100%%)", n, n)) {
+		t.Errorf("progress = %q, want 3 lines ending at %d/%d", progress.String(), n, n)
+	}
+	if p, _ := st.ListScripts(ctx, theater.ScriptFilter{}); p.Total != n || !p.TotalExact {
+		t.Errorf("total = %d exact %v, want %d", p.Total, p.TotalExact, n)
+	}
+	// The batches are Scripts(n) cut up: the newest script is the n-th.
+	want := demo.Scripts(n, res.Users[:5])[n-1]
+	p, _ := st.ListScripts(ctx, theater.ScriptFilter{Limit: 1})
+	if len(p.Items) != 1 || p.Items[0].Title != want.Title || !p.Items[0].CreatedAt.Equal(want.CreatedAt) {
+		t.Errorf("newest = %+v, want %q at %v", p.Items, want.Title, want.CreatedAt)
+	}
+	if _, err := demo.LoadWith(ctx, sqlstoretest.SQLite(t), demo.Options{Scripts: demo.MaxScripts + 1}); theater.ErrorCode(err) != theater.EINVALID {
+		t.Errorf("LoadWith(MaxScripts+1) = %v, want EINVALID", err)
 	}
 }

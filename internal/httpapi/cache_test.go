@@ -123,7 +123,7 @@ func TestResponseCache(t *testing.T) {
 	if page.Items[0].Title != "Cached, Revised" {
 		t.Fatalf("list after update shows %q", page.Items[0].Title)
 	}
-	var list scriptList
+	var list scriptPage
 	anon.do("GET", "/api/users/"+author.user.ID+"/scripts", nil).json(t, &list)
 	if list.Items[0].Title != "Cached, Revised" {
 		t.Fatalf("author's list after update shows %q", list.Items[0].Title)
@@ -243,7 +243,7 @@ func TestInvalidateCatalogue(t *testing.T) {
 		t.Fatal(err)
 	}
 	anon.do("GET", "/api/scripts", nil).json(t, &page)
-	var list scriptList
+	var list scriptPage
 	anon.do("GET", "/api/users/"+author.ID+"/scripts", nil).json(t, &list)
 	if page.Total != 1 || list.Total != 1 {
 		t.Fatalf("after the purge: list total %d, author's %d; want 1 and 1", page.Total, list.Total)

@@ -422,6 +422,12 @@ var beyondSchema = []struct{ route, field, detail string }{
 	{"POST /api/scripts/{id}/licenses", "startsAt", "within 10 years of now"},
 	{"POST /api/scripts", "castMax", "must be castMin to"},
 	{"PUT /api/scripts/{id}", "castMax", "must be castMin to"},
+	// A cursor is opaque: the document can say its alphabet and length,
+	// not which positions and lists the server issued.
+	{"GET /api/scripts", "cursor", "is not a valid cursor"},
+	{"GET /api/scripts", "cursor", "belongs to another list"},
+	{"GET /api/users/{id}/scripts", "cursor", "is not a valid cursor"},
+	{"GET /api/users/{id}/scripts", "cursor", "belongs to another list"},
 }
 
 // isBeyondSchema reports whether a 400 with body respBody is one of

@@ -83,7 +83,7 @@ func wantExactNames(t *testing.T, body []byte, v any) {
 // FuzzParseFilter: any query string either fails with a field named, or
 // gives a filter within the bounds the store relies on.
 func FuzzParseFilter(f *testing.F) {
-	for _, s := range []string{"", "page=2&limit=5", "limit=0", "limit=101", "page=-1", "genre=DRAMA", "q=%00", "author=x", "page=1&page=2", "limit=1e3", "q=" + strings.Repeat("x", 300)} {
+	for _, s := range []string{"", "page=2&limit=5", "limit=0", "limit=101", "page=-1", "genre=DRAMA", "q=%00", "author=x", "page=1&page=2", "limit=1e3", "q=The%20%20Seagull", "sort=TITLE", "sort=x", "cursor=abc", "cursor=x&page=2", "page=101", "q=" + strings.Repeat("x", 300)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -91,7 +91,7 @@ func FuzzParseFilter(f *testing.F) {
 		if err != nil {
 			return
 		}
-		fl, err := parseFilter(q)
+		fl, err := parseFilter(q, catalogueParams)
 		if err != nil {
 			if theater.ErrorCode(err) != theater.EINVALID || theater.ErrorField(err) == "" {
 				t.Fatalf("parseFilter(%q): %v", raw, err)
@@ -103,6 +103,27 @@ func FuzzParseFilter(f *testing.F) {
 		}
 		if fl.AuthorID != "" && !theater.ValidID(fl.AuthorID) {
 			t.Fatalf("parseFilter(%q) let author %q through", raw, fl.AuthorID)
+		}
+		if fl.Query != theater.FoldQuery(fl.Query) || len(fl.Cursor) > theater.MaxCursorLen {
+			t.Fatalf("parseFilter(%q) = %+v: q not folded or cursor too long", raw, fl)
+		}
+		switch fl.Sort {
+		case theater.SortNewest, theater.SortTitle, theater.SortRelevance:
+		default:
+			t.Fatalf("parseFilter(%q) let sort %q through", raw, fl.Sort)
+		}
+		// The cache id is a function of the filter alone: the same filter
+		// spelled as its canonical query string keys the same entry.
+		r := httptest.NewRequest("GET", "/api/scripts?"+q.Encode(), nil)
+		id, ok := listCacheID(catalogueParams)(r)
+		if ok == (fl.Cursor != "") {
+			t.Fatalf("listCacheID(%q): cached %v with cursor %q", raw, ok, fl.Cursor)
+		}
+		if ok {
+			again, _ := listCacheID(catalogueParams)(httptest.NewRequest("GET", "/api/scripts?"+id, nil))
+			if again != id {
+				t.Fatalf("listCacheID(%q) = %q, but its own spelling keys %q", raw, id, again)
+			}
 		}
 	})
 }

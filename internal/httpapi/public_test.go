@@ -78,7 +78,7 @@ func TestPublicReads(t *testing.T) {
 
 		r = c.do("GET", "/api/users/"+author.ID+"/scripts", nil)
 		want(t, r, 200, "user scripts")
-		var list scriptList
+		var list scriptPage
 		r.json(t, &list)
 		if list.Total != 1 || len(list.Items) != 1 || list.Items[0].ID != sc.ID {
 			t.Fatalf("user scripts = %+v", list)

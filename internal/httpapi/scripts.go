@@ -4,35 +4,47 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/theaterscriptpro/tsp/internal/theater"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
 
-// scriptPage is the body of GET /api/scripts.
+// scriptPage is the body of both lists, GET /api/scripts and GET
+// /api/users/{id}/scripts (API.md, Lists and search).
 type scriptPage struct {
 	Items []theater.Script `json:"items"`
 	Page  int              `json:"page"`
 	Limit int              `json:"limit"`
-	Total int              `json:"total"`
+	// Total is exact when TotalExact, else a lower bound (above
+	// theater.MaxExactTotal matches counting stops).
+	Total      int    `json:"total"`
+	TotalExact bool   `json:"totalExact"`
+	NextCursor string `json:"nextCursor,omitempty"`
 }
 
-// scriptList is the body of GET /api/users/{id}/scripts.
-type scriptList struct {
-	Items []theater.Script `json:"items"`
-	Total int              `json:"total"`
+func pageOf(f theater.ScriptFilter, p theater.ScriptPage) scriptPage {
+	items := p.Items
+	if items == nil {
+		items = []theater.Script{} // [] rather than null
+	}
+	return scriptPage{Items: items, Page: f.Page, Limit: f.Limit, Total: p.Total, TotalExact: p.TotalExact, NextCursor: p.NextCursor}
 }
 
-// listParams are the query parameters of GET /api/scripts; the response
-// cache keys on these alone, so any other parameter cannot split the cache.
-func listParams() []string { return []string{"page", "limit", "genre", "q", "author"} }
+// The query parameters each list reads; no other parameter changes what it
+// answers.
+var (
+	catalogueParams = []string{"page", "limit", "cursor", "genre", "q", "author", "sort"}
+	authorParams    = []string{"page", "limit", "cursor"}
+)
 
-// parseFilter reads the list's query parameters. A parameter given twice is
-// refused rather than guessed at.
-func parseFilter(q url.Values) (theater.ScriptFilter, error) {
+// parseFilter reads the parameters names of a list's query string and
+// normalises them (theater.ScriptFilter.Normalize). A parameter given twice
+// is refused rather than guessed at.
+func parseFilter(q url.Values, names []string) (theater.ScriptFilter, error) {
 	var f theater.ScriptFilter
-	for _, name := range listParams() {
+	for _, name := range names {
 		if len(q[name]) > 1 {
 			return f, theater.Invalid(name, "must be given once")
 		}
@@ -55,28 +67,57 @@ func parseFilter(q url.Values) (theater.ScriptFilter, error) {
 	if f.Limit, err = num("limit"); err != nil {
 		return f, err
 	}
-	f.Genre, f.Query, f.AuthorID = q.Get("genre"), q.Get("q"), q.Get("author")
+	get := func(name string) string {
+		if slices.Contains(names, name) {
+			return q.Get(name)
+		}
+		return ""
+	}
+	f.Cursor, f.Genre, f.Query, f.AuthorID, f.Sort = get("cursor"), get("genre"), get("q"), get("author"), get("sort")
 	if err := f.Normalize(); err != nil {
 		return f, err
 	}
 	return f, nil
 }
 
+// listCacheID is the response cache's id of a list request: its filter,
+// normalised, so that every spelling of one query ("Love  Story",
+// "love story ", "q=love%20story&page=1") shares one entry, and a client can
+// make at most pages × limits × sorts entries per query. A request with a
+// cursor is not cached (the keyset read costs the same at any depth, and a
+// cursor is a position anyone can spell), nor one the handler refuses.
+func listCacheID(names []string) func(*http.Request) (string, bool) {
+	return func(r *http.Request) (string, bool) {
+		f, err := parseFilter(r.URL.Query(), names)
+		if err != nil || f.Cursor != "" {
+			return "", false
+		}
+		v := url.Values{"page": {strconv.Itoa(f.Page)}, "limit": {strconv.Itoa(f.Limit)}}
+		if slices.Contains(names, "sort") {
+			v.Set("sort", f.Sort)
+			v.Set("genre", f.Genre)
+			v.Set("q", f.Query)
+			v.Set("author", f.AuthorID)
+		}
+		if id := r.PathValue("id"); id != "" {
+			v.Set("id", id)
+		}
+		return v.Encode(), true
+	}
+}
+
 func (s *Server) listScripts(w http.ResponseWriter, r *http.Request) {
-	f, err := parseFilter(r.URL.Query())
+	f, err := parseFilter(r.URL.Query(), catalogueParams)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	items, total, err := s.deps.Scripts.ListScripts(r.Context(), f)
+	p, err := s.deps.Scripts.ListScripts(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if items == nil {
-		items = []theater.Script{}
-	}
-	s.writeJSON(w, r, http.StatusOK, scriptPage{Items: items, Page: f.Page, Limit: f.Limit, Total: total})
+	s.writeJSON(w, r, http.StatusOK, pageOf(f, p))
 }
 
 func (s *Server) getScript(w http.ResponseWriter, r *http.Request) {

@@ -129,11 +129,11 @@ const (
 	UserScriptsTTL = 5 * time.Minute
 )
 
-// cacheList caches GET /api/scripts for every user alike, keyed on the
-// five parameters API.md names; no other parameter reaches the handler.
+// cacheList caches GET /api/scripts for every user alike, keyed on its
+// normalised filter (listCacheID) in scripts:list.
 func (s *Server) cacheList(h http.Handler) http.Handler {
 	return s.cache.Middleware(httpcache.Route{
-		Name: "scripts_list", TTL: ListTTL, Key: httpcache.List(nsScripts, listParams()...), Public: true,
+		Name: "scripts_list", TTL: ListTTL, Key: httpcache.Func(nsScripts+":list", listCacheID(catalogueParams)), Public: true,
 	})(h)
 }
 
@@ -144,11 +144,15 @@ func (s *Server) cacheScript(h http.Handler) http.Handler {
 	})(h)
 }
 
-// cacheUserScripts caches GET /api/users/{id}/scripts under
-// scripts:user:{id}.
+// cacheUserScripts caches each page of GET /api/users/{id}/scripts in
+// scripts:user, tagged with the author's ResourceTag so a write of one of
+// their scripts purges all their pages and no one else's.
 func (s *Server) cacheUserScripts(h http.Handler) http.Handler {
 	return s.cache.Middleware(httpcache.Route{
-		Name: "user_scripts", TTL: UserScriptsTTL, Key: httpcache.Resource(nsUserScripts, "id"), Public: true,
+		Name: "user_scripts", TTL: UserScriptsTTL, Key: httpcache.Func(nsUserScripts, listCacheID(authorParams)), Public: true,
+		Tags: func(r *http.Request) []string {
+			return []string{httpcache.ResourceTag(nsUserScripts, r.PathValue("id"))}
+		},
 	})(h)
 }
 

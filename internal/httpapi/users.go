@@ -59,21 +59,25 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, p)
 }
 
+// userScripts answers an author's scripts, paged like the catalogue.
 func (s *Server) userScripts(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, err := s.publicProfile(r.Context(), id); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	items, err := s.deps.Scripts.ScriptsByAuthor(r.Context(), id)
+	f, err := parseFilter(r.URL.Query(), authorParams)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if items == nil {
-		items = []theater.Script{}
+	if _, err := s.publicProfile(r.Context(), id); err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	s.writeJSON(w, r, http.StatusOK, scriptList{Items: items, Total: len(items)})
+	f.AuthorID = id
+	p, err := s.deps.Scripts.ListScripts(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, pageOf(f, p))
 }
 
 // register creates a producer or playwright account. It needs no Redis.

@@ -42,7 +42,7 @@ func TestConcurrentWriters(t *testing.T) {
 					if _, err := st.UpdateScript(ctx, sc.ID, scriptInput(fmt.Sprintf("W%d S%d v2", w, i))); err != nil {
 						errs <- err
 					}
-					if _, _, err := st.ListScripts(ctx, theater.ScriptFilter{AuthorID: u.ID}); err != nil {
+					if _, err := st.ListScripts(ctx, theater.ScriptFilter{AuthorID: u.ID}); err != nil {
 						errs <- err
 					}
 				}
@@ -53,8 +53,8 @@ func TestConcurrentWriters(t *testing.T) {
 		for err := range errs {
 			t.Errorf("concurrent write: code %q: %v", theater.ErrorCode(err), err)
 		}
-		if _, total, err := st.ListScripts(ctx, theater.ScriptFilter{}); err != nil || total != writers*each {
-			t.Errorf("total = %d, %v, want %d", total, err, writers*each)
+		if p, err := st.ListScripts(ctx, theater.ScriptFilter{}); err != nil || p.Total != writers*each {
+			t.Errorf("total = %d, %v, want %d", p.Total, err, writers*each)
 		}
 	})
 }
@@ -157,7 +157,7 @@ func TestPostgresDownIsUnavailable(t *testing.T) {
 	}{
 		{"ping", func() error { return st.Ping(ctx) }},
 		{"read", func() error { _, err := st.UserByID(ctx, author.ID); return err }},
-		{"list", func() error { _, _, err := st.ListScripts(ctx, theater.ScriptFilter{}); return err }},
+		{"list", func() error { _, err := st.ListScripts(ctx, theater.ScriptFilter{}); return err }},
 		{"write", func() error { _, err := st.CreateScript(ctx, author.ID, scriptInput("Down")); return err }},
 	}
 	for _, tt := range calls {

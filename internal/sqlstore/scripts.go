@@ -3,19 +3,19 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"strings"
 	"time"
 
 	"github.com/theaterscriptpro/tsp/internal/theater"
 )
 
-// scriptSelect reads scripts with their author's name. Every list shares the
-// ORDER BY of listOrder, which the created_at indexes serve.
+// scriptCols are the columns scanScript reads (s: scripts); scriptSelect
+// reads scripts with their author's name. The name is a subquery, not a
+// join, so that no planner can choose to walk users first and then sort
+// the author's scripts (SQLite did, with one user in the table).
 const (
-	scriptSelect = `SELECT s.id, s.title, s.author_id, u.name, s.genre, s.synopsis, s.cast_min, s.cast_max,
-	s.duration_minutes, s.language, s.created_at, s.updated_at
-FROM scripts s JOIN users u ON u.id = s.author_id`
-	listOrder = ` ORDER BY s.created_at DESC, s.id`
+	scriptCols = `s.id, s.title, s.author_id, (SELECT u.name FROM users u WHERE u.id = s.author_id), s.genre,
+	s.synopsis, s.cast_min, s.cast_max, s.duration_minutes, s.language, s.created_at, s.updated_at`
+	scriptSelect = `SELECT ` + scriptCols + ` FROM scripts s`
 )
 
 // rowScanner is what *sql.Row and *sql.Rows have in common.
@@ -27,20 +27,6 @@ func scanScript(r rowScanner) (theater.Script, error) {
 		&sc.CastMin, &sc.CastMax, &sc.DurationMinutes, &sc.Language,
 		scanTime{&sc.CreatedAt}, scanTime{&sc.UpdatedAt})
 	return sc, err
-}
-
-// searchText is what the q filter matches: title and synopsis, lower-cased
-// by Go so both databases fold case the same way for all of Unicode. The
-// newline keeps a query from matching across the two: validated titles and
-// queries cannot contain one.
-func searchText(title, synopsis string) string {
-	return strings.ToLower(title + "\n" + synopsis)
-}
-
-// likeEscape escapes LIKE's wildcards and the escape character itself, so a
-// query of "100%" matches the text "100%" and not "1000 years".
-func likeEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // CreateScript validates in and stores a new script by authorID. An unknown
@@ -91,17 +77,12 @@ func (s *Store) authorName(ctx context.Context, tx *sql.Tx, id string) (string, 
 }
 
 func (s *Store) insertScript(ctx context.Context, tx *sql.Tx, sc theater.Script) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO scripts
-	(id, title, author_id, genre, synopsis, cast_min, cast_max, duration_minutes, language, search_text, created_at, updated_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		sc.ID, sc.Title, sc.AuthorID, sc.Genre, sc.Synopsis, sc.CastMin, sc.CastMax, sc.DurationMinutes,
-		sc.Language, searchText(sc.Title, sc.Synopsis), s.timeArg(sc.CreatedAt), s.timeArg(sc.UpdatedAt))
-	if err != nil {
-		if s.classify(err) == kindForeignKey {
-			// The author was deleted after we looked: same answer as before.
-			return &theater.Error{Code: theater.ENOTFOUND, Field: "authorId", Message: "authorId: no such user", Err: err}
+	if err := s.insertScripts(ctx, tx, []theater.Script{sc}); err != nil {
+		if theater.ErrorCode(err) == theater.ECONFLICT {
+			// A fresh random id cannot collide; keep the cause for the logs.
+			return theater.Wrap(theater.EINTERNAL, "cannot store the script", err)
 		}
-		return s.wrap(err, "insert script")
+		return err
 	}
 	return nil
 }
@@ -133,17 +114,41 @@ func (s *Store) UpdateScript(ctx context.Context, id string, in theater.ScriptIn
 	}
 	var sc theater.Script
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE scripts SET title = $1, genre = $2, synopsis = $3, cast_min = $4,
-		cast_max = $5, duration_minutes = $6, language = $7, search_text = $8, updated_at = $9 WHERE id = $10`,
-			in.Title, in.Genre, in.Synopsis, in.CastMin, in.CastMax, in.DurationMinutes, in.Language,
-			searchText(in.Title, in.Synopsis), s.timeArg(s.now()), id)
+		var (
+			authorID  string
+			searchRow sql.NullInt64
+		)
+		doc := newSearchDoc(in.Title, in.Synopsis)
+		var err error
+		if s.dialect == sqliteDialect {
+			err = tx.QueryRowContext(ctx, `UPDATE scripts SET title = $1, genre = $2, synopsis = $3, cast_min = $4,
+			cast_max = $5, duration_minutes = $6, language = $7, title_key = $8, updated_at = $9 WHERE id = $10
+			RETURNING author_id, search_rowid`,
+				in.Title, in.Genre, in.Synopsis, in.CastMin, in.CastMax, in.DurationMinutes, in.Language,
+				titleKey(in.Title), s.timeArg(s.now()), id).Scan(&authorID, &searchRow)
+		} else {
+			err = tx.QueryRowContext(ctx, `UPDATE scripts SET title = $1, genre = $2, synopsis = $3, cast_min = $4,
+			cast_max = $5, duration_minutes = $6, language = $7, title_key = $8, updated_at = $9,
+			title_tsv = array_to_tsvector($10::text[]), all_tsv = array_to_tsvector($11::text[]) WHERE id = $12
+			RETURNING author_id`,
+				in.Title, in.Genre, in.Synopsis, in.CastMin, in.CastMax, in.DurationMinutes, in.Language,
+				titleKey(in.Title), s.timeArg(s.now()), doc.pgTitleLexemes(), doc.pgAllLexemes(), id).Scan(&authorID)
+		}
+		if isNoRows(err) {
+			return theater.Errorf(theater.ENOTFOUND, "script not found")
+		}
 		if err != nil {
 			return s.wrap(err, "update script")
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return s.wrap(err, "update script")
-		} else if n == 0 {
-			return theater.Errorf(theater.ENOTFOUND, "script not found")
+		if s.dialect == sqliteDialect {
+			// The index row is replaced under the same rowid: the script
+			// keeps its place in the created_at order.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM scripts_fts WHERE rowid = $1`, searchRow.Int64); err != nil {
+				return s.wrap(err, "update search index")
+			}
+			if err := s.insertFTS(ctx, tx, []ftsRow{{searchRow.Int64, doc, in.Genre, authorID}}); err != nil {
+				return err
+			}
 		}
 		// Read back in the same transaction: the caller gets exactly what
 		// is stored, author name included.
@@ -165,82 +170,42 @@ func (s *Store) DeleteScript(ctx context.Context, id string) error {
 	if !theater.ValidID(id) {
 		return theater.Errorf(theater.ENOTFOUND, "script not found")
 	}
-	res, err := s.db.ExecContext(ctx, `DELETE FROM scripts WHERE id = $1`, id)
-	if err != nil {
-		if s.classify(err) == kindForeignKey {
-			return &theater.Error{Code: theater.ECONFLICT, Message: "the script has licences and cannot be deleted", Err: err}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var searchRow sql.NullInt64
+		q := `DELETE FROM scripts WHERE id = $1 RETURNING NULL`
+		if s.dialect == sqliteDialect {
+			q = `DELETE FROM scripts WHERE id = $1 RETURNING search_rowid`
 		}
-		return s.wrap(err, "delete script")
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return s.wrap(err, "delete script")
-	}
-	if n == 0 {
-		return theater.Errorf(theater.ENOTFOUND, "script not found")
-	}
-	return nil
-}
-
-// ListScripts normalises f (EINVALID naming page, limit, genre, q or author)
-// and returns one page of matching scripts, newest first, with the total
-// number of matches.
-func (s *Store) ListScripts(ctx context.Context, f theater.ScriptFilter) ([]theater.Script, int, error) {
-	if err := f.Normalize(); err != nil {
-		return nil, 0, err
-	}
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + itoa(len(args))
-	}
-	if f.Genre != "" {
-		where = append(where, "s.genre = "+arg(f.Genre))
-	}
-	if f.AuthorID != "" {
-		where = append(where, "s.author_id = "+arg(f.AuthorID))
-	}
-	if f.Query != "" {
-		// The pattern is a bound parameter, escaped for LIKE; ESCAPE is
-		// spelled out because neither database has a default we can rely
-		// on for both (PostgreSQL's is '\', SQLite has none).
-		where = append(where, `s.search_text LIKE `+arg("%"+likeEscape(strings.ToLower(f.Query))+"%")+` ESCAPE '\'`)
-	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
-	var total int
-	// The count needs no join: every script has an author (foreign key).
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM scripts s`+cond, args...).Scan(&total); err != nil {
-		return nil, 0, s.wrap(err, "count scripts")
-	}
-	if total <= f.Offset() {
-		return []theater.Script{}, total, nil
-	}
-	q := scriptSelect + cond + listOrder + ` LIMIT ` + arg(f.Limit) + ` OFFSET ` + arg(f.Offset())
-	items, err := s.queryScripts(ctx, q, args...)
-	if err != nil {
-		return nil, 0, err
-	}
-	return items, total, nil
-}
-
-// ScriptsByAuthor returns every script by authorID, newest first. An unknown
-// or malformed author id has no scripts: the caller decides whether that is
-// a 404 (by looking the user up).
-func (s *Store) ScriptsByAuthor(ctx context.Context, authorID string) ([]theater.Script, error) {
-	if !theater.ValidID(authorID) {
-		return []theater.Script{}, nil
-	}
-	return s.queryScripts(ctx, scriptSelect+` WHERE s.author_id = $1`+listOrder, authorID)
+		err := tx.QueryRowContext(ctx, q, id).Scan(&searchRow)
+		if isNoRows(err) {
+			return theater.Errorf(theater.ENOTFOUND, "script not found")
+		}
+		if err != nil {
+			if s.classify(err) == kindForeignKey {
+				return &theater.Error{Code: theater.ECONFLICT, Message: "the script has licences and cannot be deleted", Err: err}
+			}
+			return s.wrap(err, "delete script")
+		}
+		if searchRow.Valid {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM scripts_fts WHERE rowid = $1`, searchRow.Int64); err != nil {
+				return s.wrap(err, "delete from search index")
+			}
+		}
+		return nil
+	})
 }
 
 func (s *Store) queryScripts(ctx context.Context, q string, args ...any) ([]theater.Script, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	return queryScriptsOn(ctx, s, s.db, q, args...)
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryScriptsOn(ctx context.Context, s *Store, db querier, q string, args ...any) ([]theater.Script, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, s.wrap(err, "select scripts")
 	}

@@ -93,8 +93,8 @@ func TestOpenSQLiteMemory(t *testing.T) {
 	st := openTestSQLiteURL(t, "sqlite::memory:")
 	u := mustUser(t, st, "mem@example.org", theater.RolePlaywright)
 	mustScript(t, st, u.ID, scriptInput("In Memory"))
-	if _, total, err := st.ListScripts(ctxT(t), theater.ScriptFilter{}); err != nil || total != 1 {
-		t.Errorf("ListScripts = total %d, %v, want 1, nil", total, err)
+	if p, err := st.ListScripts(ctxT(t), theater.ScriptFilter{}); err != nil || p.Total != 1 {
+		t.Errorf("ListScripts = total %d, %v, want 1, nil", p.Total, err)
 	}
 }
 
@@ -281,7 +281,8 @@ func TestHostileStringsRoundTrip(t *testing.T) {
 				if err != nil || got.Title != s || got.Synopsis != s+"\n"+s {
 					t.Errorf("round trip of %q = %q / %q, %v", s, got.Title, got.Synopsis, err)
 				}
-				items, total, err := st.ListScripts(ctx, theater.ScriptFilter{Query: s})
+				p, err := st.ListScripts(ctx, theater.ScriptFilter{Query: s})
+				items, total := p.Items, p.Total
 				if err != nil || total < 1 || !slices.ContainsFunc(items, func(x theater.Script) bool { return x.ID == sc.ID }) {
 					t.Errorf("ListScripts(q=%q) = %d items, total %d, %v, want it to find the script", s, len(items), total, err)
 				}
@@ -291,11 +292,11 @@ func TestHostileStringsRoundTrip(t *testing.T) {
 		in := scriptInput("with \x00 NUL")
 		_, err := st.CreateScript(ctx, author.ID, in)
 		wantCode(t, err, theater.EINVALID)
-		_, _, err = st.ListScripts(ctx, theater.ScriptFilter{Query: "a\x00b"})
+		_, err = st.ListScripts(ctx, theater.ScriptFilter{Query: "a\x00b"})
 		wantCode(t, err, theater.EINVALID)
 		// And the tables are all still there.
-		if _, total, err := st.ListScripts(ctx, theater.ScriptFilter{}); err != nil || total != len(hostile) {
-			t.Errorf("ListScripts = total %d, %v, want %d", total, err, len(hostile))
+		if p, err := st.ListScripts(ctx, theater.ScriptFilter{}); err != nil || p.Total != len(hostile) {
+			t.Errorf("ListScripts = total %d, %v, want %d", p.Total, err, len(hostile))
 		}
 	})
 }
@@ -367,18 +368,23 @@ func TestListScripts(t *testing.T) {
 			{"q case-insensitive", theater.ScriptFilter{Query: "sUmMeR"}, []string{"a"}, 1},
 			{"q unicode case", theater.ScriptFilter{Query: "été"}, []string{"d"}, 1},
 			{"q synopsis", theater.ScriptFilter{Query: "pièce"}, []string{"d"}, 1},
-			{"q percent literal", theater.ScriptFilter{Query: "100%"}, []string{"b"}, 1},
-			{"q percent alone", theater.ScriptFilter{Query: "%"}, []string{"b"}, 1},
+			// Punctuation separates words: "100%" is the word 100, and as the
+			// last word also a prefix (1000). "%" alone has no word: nothing.
+			{"q percent literal", theater.ScriptFilter{Query: "100%"}, []string{"e", "b"}, 2},
+			{"q percent alone", theater.ScriptFilter{Query: "%"}, nil, 0},
 			{"q underscore literal", theater.ScriptFilter{Query: "snake_case"}, []string{"c"}, 1},
-			{"q underscore alone", theater.ScriptFilter{Query: "_"}, []string{"c"}, 1},
+			{"q underscore alone", theater.ScriptFilter{Query: "_"}, nil, 0},
 			{"q backslash literal", theater.ScriptFilter{Query: `back\slash`}, []string{"e"}, 1},
 			{"q no match", theater.ScriptFilter{Query: "zebra"}, nil, 0},
-			{"q not across title and synopsis", theater.ScriptFilter{Query: "comedy laughs"}, nil, 0},
+			// Every word must match, in the title or the synopsis.
+			{"q across title and synopsis", theater.ScriptFilter{Query: "laughs comedy"}, []string{"a"}, 1},
+			{"q every word must match", theater.ScriptFilter{Query: "comedy zebra"}, nil, 0},
 			{"q with genre and paging", theater.ScriptFilter{Query: "tie", Genre: "comedy", Limit: 1, Page: 2}, fg[1:], 2},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				items, total, err := st.ListScripts(ctx, tt.f)
+				p, err := st.ListScripts(ctx, tt.f)
+				items, total := p.Items, p.Total
 				if err != nil {
 					t.Fatalf("ListScripts(%+v): %v", tt.f, err)
 				}
@@ -401,22 +407,16 @@ func TestListScripts(t *testing.T) {
 
 		badFilters := []theater.ScriptFilter{{Page: -1}, {Limit: 101}, {Genre: "unknown"}, {AuthorID: "bad"}, {Query: strings.Repeat("x", 201)}}
 		for _, f := range badFilters {
-			_, _, err := st.ListScripts(ctx, f)
+			_, err := st.ListScripts(ctx, f)
 			wantCode(t, err, theater.EINVALID)
 		}
 
-		byAnn, err := st.ScriptsByAuthor(ctx, ann.ID)
-		if err != nil || len(byAnn) != 3 || byAnn[0].ID != ids["e"] || byAnn[0].AuthorName != ann.Name {
-			t.Errorf("ScriptsByAuthor(ann) = %d scripts, %v, want 3 newest first with the author's name", len(byAnn), err)
+		byAnn, err := st.ListScripts(ctx, theater.ScriptFilter{AuthorID: ann.ID})
+		if err != nil || len(byAnn.Items) != 3 || byAnn.Items[0].ID != ids["e"] || byAnn.Items[0].AuthorName != ann.Name {
+			t.Fatalf("ListScripts(author ann) = %+v, %v, want 3 newest first with the author's name", byAnn, err)
 		}
-		if got, want := byAnn[0].CreatedAt, base.Add(5*time.Minute); got != want {
+		if got, want := byAnn.Items[0].CreatedAt, base.Add(5*time.Minute); got != want {
 			t.Errorf("CreatedAt = %v, want %v", got, want)
-		}
-		for _, id := range []string{theater.NewID(), "", "*"} {
-			got, err := st.ScriptsByAuthor(ctx, id)
-			if err != nil || got == nil || len(got) != 0 {
-				t.Errorf("ScriptsByAuthor(%q) = %v, %v, want [] and nil", id, got, err)
-			}
 		}
 	})
 }
@@ -437,16 +437,16 @@ func TestCreateScriptsBulk(t *testing.T) {
 		if err := st.CreateScripts(ctx, batch); err != nil {
 			t.Fatalf("CreateScripts: %v", err)
 		}
-		if _, total, _ := st.ListScripts(ctx, theater.ScriptFilter{}); total != len(batch) {
-			t.Errorf("total = %d, want %d", total, len(batch))
+		if p, _ := st.ListScripts(ctx, theater.ScriptFilter{}); p.Total != len(batch) {
+			t.Errorf("total = %d, want %d", p.Total, len(batch))
 		}
 
 		// All or nothing: a duplicate id in the last batch leaves no trace.
 		again := mk(bulkRows + 1)
 		again[bulkRows].ID = batch[0].ID
 		wantCode(t, st.CreateScripts(ctx, again), theater.ECONFLICT)
-		if _, total, _ := st.ListScripts(ctx, theater.ScriptFilter{}); total != len(batch) {
-			t.Errorf("after a failed batch total = %d, want %d", total, len(batch))
+		if p, _ := st.ListScripts(ctx, theater.ScriptFilter{}); p.Total != len(batch) {
+			t.Errorf("after a failed batch total = %d, want %d", p.Total, len(batch))
 		}
 
 		orphan := mk(1)

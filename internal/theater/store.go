@@ -34,13 +34,14 @@ type ScriptStore interface {
 	// has licences is not deleted: ECONFLICT, because a licence is a record
 	// of a deal that the licensee must still be able to see.
 	DeleteScript(ctx context.Context, id string) error
-	// ListScripts normalises f and returns one page of matching scripts,
-	// newest first (createdAt desc, then id), with the total number of
-	// matches across all pages.
-	ListScripts(ctx context.Context, f ScriptFilter) (items []Script, total int, err error)
-	// ScriptsByAuthor returns every script by authorID in the order of
-	// ListScripts; an unknown author has none (not an error).
-	ScriptsByAuthor(ctx context.Context, authorID string) ([]Script, error)
+	// ListScripts normalises f and returns one page of matching scripts in
+	// f's order (ScriptFilter.Sort), with the total number of matches
+	// (exact up to MaxExactTotal) and the cursor of the next page. A cursor
+	// that is malformed, forged or from another filter is EINVALID on field
+	// "cursor". An author's scripts are the list with f.AuthorID; an unknown
+	// author has none (not an error). A query's words are its runs of
+	// letters and digits; one with none ("!!!") matches nothing.
+	ListScripts(ctx context.Context, f ScriptFilter) (ScriptPage, error)
 }
 
 // LicenseStore persists licences.

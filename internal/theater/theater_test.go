@@ -314,9 +314,15 @@ func TestScriptFilterNormalize(t *testing.T) {
 		in, want    ScriptFilter
 		code, field string
 	}{
-		{"zero", ScriptFilter{}, ScriptFilter{Page: 1, Limit: 20}, "", ""},
-		{"given", ScriptFilter{Page: 3, Limit: 100, Genre: " Comedy ", Query: " 50% off ", AuthorID: "abcdefgh234567ab"},
-			ScriptFilter{Page: 3, Limit: 100, Genre: "comedy", Query: "50% off", AuthorID: "abcdefgh234567ab"}, "", ""},
+		{"zero", ScriptFilter{}, ScriptFilter{Page: 1, Limit: 20, Sort: SortNewest}, "", ""},
+		{"given", ScriptFilter{Page: 3, Limit: 100, Genre: " Comedy ", Query: " 50%  OFF ", AuthorID: "abcdefgh234567ab"},
+			ScriptFilter{Page: 3, Limit: 100, Genre: "comedy", Query: "50% off", AuthorID: "abcdefgh234567ab", Sort: SortRelevance}, "", ""},
+		{"sort title", ScriptFilter{Query: "x", Sort: " Title "}, ScriptFilter{Page: 1, Limit: 20, Query: "x", Sort: SortTitle}, "", ""},
+		{"sort relevance spelled out, no query", ScriptFilter{Sort: "relevance"}, ScriptFilter{Page: 1, Limit: 20, Sort: SortNewest}, "", ""},
+		{"sort relevance spelled out, with a query", ScriptFilter{Query: "x", Sort: "RELEVANCE"}, ScriptFilter{Page: 1, Limit: 20, Query: "x", Sort: SortRelevance}, "", ""},
+		{"sort unknown", ScriptFilter{Sort: "popular"}, ScriptFilter{}, EINVALID, "sort"},
+		{"cursor too long", ScriptFilter{Cursor: strings.Repeat("c", MaxCursorLen+1)}, ScriptFilter{}, EINVALID, "cursor"},
+		{"cursor with page", ScriptFilter{Cursor: "abc", Page: 2}, ScriptFilter{}, EINVALID, "cursor"},
 		{"page negative", ScriptFilter{Page: -1}, ScriptFilter{}, EINVALID, "page"},
 		{"page huge", ScriptFilter{Page: MaxPage + 1}, ScriptFilter{}, EINVALID, "page"},
 		{"limit negative", ScriptFilter{Limit: -5}, ScriptFilter{}, EINVALID, "limit"},
