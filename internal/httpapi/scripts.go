@@ -133,19 +133,11 @@ func (s *Server) getScript(w http.ResponseWriter, r *http.Request) {
 // counted and has not flushed yet.
 func (s *Server) scriptStats(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	raw, found, err := s.rdb.Get(r.Context(), s.keys.ScriptViews(id))
+	views, err := s.views.views(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	var views int64
-	if found {
-		if views, err = strconv.ParseInt(string(raw), 10, 64); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-	}
-	views += s.views.unflushed(id)
 	if views == 0 {
 		// A counter exists only for scripts that were read; with none,
 		// ask the database whether the script exists at all.

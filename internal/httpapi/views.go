@@ -23,6 +23,12 @@ const ViewsTTL = 24 * time.Hour
 // ids beyond it are dropped and counted.
 const maxPendingViews = 100_000
 
+// minFlushTimeout is the least time a flush gets, however short the
+// interval: a flush that times out puts its counts back although Redis may
+// have taken them (counted twice), so its deadline must be one that only a
+// Redis in trouble misses. The ticker drops ticks while a flush runs.
+const minFlushTimeout = time.Second
+
 // flushChunk is how many counters go in one pipeline.
 const flushChunk = 1000
 
@@ -48,6 +54,10 @@ type viewCounter struct {
 
 	mu      sync.Mutex
 	pending map[string]int64
+	// flushing is held through a whole flush, from taking the pending
+	// counts to Redis's answer: views holds it too, so it never reads
+	// Redis before a flush lands and pending after that flush took them.
+	flushing sync.Mutex
 
 	stop chan struct{}
 	done chan struct{}
@@ -99,12 +109,26 @@ func (v *viewCounter) addN(id string, n int64) {
 	v.mu.Unlock()
 }
 
-// unflushed returns the views of id counted here but not yet in Redis, so
-// this instance's own reads show in its stats at once.
-func (v *viewCounter) unflushed(id string) int64 {
+// views returns the views of script id: Redis's counter (0 when there is
+// none) plus what this instance counted and has not flushed, so
+// its own reads show in its stats at once. The counter is read from Redis,
+// not from the local tier, and never while a flush is between taking the
+// pending counts and Redis's answer, either of which would miss a flush's
+// counts.
+func (v *viewCounter) views(ctx context.Context, id string) (int64, error) {
+	v.flushing.Lock()
+	defer v.flushing.Unlock()
+	n, err := v.rdb.Do(ctx, v.rdb.B().Get().Key(v.keys.ScriptViews(id)).Build()).AsInt64()
+	if rueidis.IsRedisNil(err) {
+		n, err = 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.pending[id]
+	n += v.pending[id]
+	v.mu.Unlock()
+	return n, nil
 }
 
 func (v *viewCounter) loop() {
@@ -116,7 +140,7 @@ func (v *viewCounter) loop() {
 		case <-v.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), v.interval)
+			ctx, cancel := context.WithTimeout(context.Background(), max(v.interval, minFlushTimeout))
 			v.flush(ctx)
 			cancel()
 		}
@@ -127,6 +151,8 @@ func (v *viewCounter) loop() {
 // for the next flush: a view is counted at least once, and a reply lost in
 // a broken connection may count it twice, which a view counter can afford.
 func (v *viewCounter) flush(ctx context.Context) {
+	v.flushing.Lock()
+	defer v.flushing.Unlock()
 	v.mu.Lock()
 	if len(v.pending) == 0 {
 		v.mu.Unlock()
