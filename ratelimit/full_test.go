@@ -1,15 +1,14 @@
 package ratelimit_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/theaterscriptpro/tsp/internal/logbuf"
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/ratelimit"
 )
@@ -24,7 +23,7 @@ func TestFullRedis(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t, "--maxmemory-policy", "noeviction")
 	rdb := redistest.Connect(t, redistest.At(redistest.Config(t), srv.Addr))
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	var lims []*ratelimit.Limiter
 	for _, a := range []ratelimit.Algorithm{ratelimit.SlidingWindow, ratelimit.GCRA} {
@@ -73,21 +72,4 @@ func TestFullRedis(t *testing.T) {
 	if strings.Contains(logs.String(), "could not reach redis") {
 		t.Errorf("the log says Redis could not be reached; it answered, full:\n%s", logs.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/theaterscriptpro/tsp/internal/logbuf"
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
@@ -20,7 +21,7 @@ const policyWarning = `"msg":"redis maxmemory-policy may evict sessions`
 // memoryWatcher returns a watcher of rdb logging into logs, its collector
 // registered in a registry of its own (which also checks the collector
 // is consistent), and closed at cleanup.
-func memoryWatcher(tb testing.TB, rdb *redisx.Client, logs *lockedBuffer) (*redisx.MemoryWatcher, *prometheus.Registry) {
+func memoryWatcher(tb testing.TB, rdb *redisx.Client, logs *logbuf.Buffer) (*redisx.MemoryWatcher, *prometheus.Registry) {
 	tb.Helper()
 	w, err := redisx.NewMemoryWatcher(rdb, redisx.MemoryWatcherConfig{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
@@ -80,7 +81,7 @@ func TestMemoryWatcherRiskyPolicyAndEvictions(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t, "--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
 	rdb := redistest.Connect(t, srv.Config(t))
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	w, reg := memoryWatcher(t, rdb, logs)
 	ctx := context.Background()
 
@@ -163,7 +164,7 @@ func TestMemoryWatcherNoEviction(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t, "--maxmemory", "64mb", "--maxmemory-policy", "noeviction")
 	rdb := redistest.Connect(t, srv.Config(t))
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	w, reg := memoryWatcher(t, rdb, logs)
 	check(t, w)
 	redistest.FillUp(t, rdb)
@@ -185,7 +186,7 @@ func TestMemoryWatcherNoEviction(t *testing.T) {
 func TestMemoryWatcherReadsEveryMaster(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.Client(t)
-	w, reg := memoryWatcher(t, rdb, &lockedBuffer{})
+	w, reg := memoryWatcher(t, rdb, &logbuf.Buffer{})
 	check(t, w)
 	_, addrs := memorySeries(t, reg)
 	topo, err := redistest.Topology()
@@ -218,7 +219,7 @@ func TestMemoryWatcherReadsEveryMaster(t *testing.T) {
 func TestMemoryWatcherStartClose(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.Client(t)
-	w, reg := memoryWatcher(t, rdb, &lockedBuffer{})
+	w, reg := memoryWatcher(t, rdb, &logbuf.Buffer{})
 	w.Start()
 	w.Start()
 	for {
@@ -230,7 +231,7 @@ func TestMemoryWatcherStartClose(t *testing.T) {
 	w.Close()
 	w.Close()
 
-	idle, _ := memoryWatcher(t, rdb, &lockedBuffer{})
+	idle, _ := memoryWatcher(t, rdb, &logbuf.Buffer{})
 	idle.Close()
 	idle.Start() // after Close: does nothing
 }

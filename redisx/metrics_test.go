@@ -1,12 +1,10 @@
 package redisx_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/rueidis"
 
+	"github.com/theaterscriptpro/tsp/internal/logbuf"
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
@@ -110,7 +109,7 @@ func TestCollector(t *testing.T) {
 func TestOOMReplies(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t, "--maxmemory-policy", "noeviction")
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	cfg := redistest.At(redistest.Config(t), srv.Addr)
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	cfg.OutOfMemoryLogInterval = time.Hour
@@ -210,22 +209,4 @@ func TestOOMReplies(t *testing.T) {
 		t.Errorf("errors %v, breaker %v, connected %v; want 0, 0 (closed), 1: an OOM is an answer",
 			got["redisx_errors_total"], got["redisx_breaker_state"], got["redisx_connected"])
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that a logger and a test may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -14,13 +14,13 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/theaterscriptpro/tsp/internal/logbuf"
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/redisx"
 )
@@ -30,25 +30,6 @@ const (
 	serverPassword = "Sekr1t-requirepass-7f3a"
 	aclPassword    = "Sekr1t-acl-user-91bd"
 )
-
-// logBuffer collects a client's log output; the client logs from its
-// background goroutines, hence the lock.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // dialResult is what one connection attempt produced.
 type dialResult struct {
@@ -62,7 +43,7 @@ type dialResult struct {
 // configuration is given every chance to connect.
 func tryClient(t *testing.T, cfg redisx.Config) dialResult {
 	t.Helper()
-	var logs logBuffer
+	var logs logbuf.Buffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = redistest.Prefix(t)

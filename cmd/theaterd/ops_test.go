@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/theaterscriptpro/tsp/internal/config"
+	"github.com/theaterscriptpro/tsp/internal/logbuf"
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 )
 
@@ -61,24 +62,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer a child process writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // redisURL is the shared test Redis as a REDIS_URL.
 func redisURL(t *testing.T) string {
 	cfg := redistest.Config(t)
@@ -94,7 +77,7 @@ func redisURL(t *testing.T) string {
 
 // start runs the built theaterd in a temp dir with env added to this
 // process's environment; the process is killed at cleanup if still running.
-func start(t *testing.T, env ...string) (*exec.Cmd, *syncBuffer) {
+func start(t *testing.T, env ...string) (*exec.Cmd, *logbuf.Buffer) {
 	t.Helper()
 	cmd := exec.Command(binary(t))
 	cmd.Dir = t.TempDir()
@@ -103,7 +86,7 @@ func start(t *testing.T, env ...string) (*exec.Cmd, *syncBuffer) {
 		"DATABASE_URL=sqlite:" + filepath.Join(t.TempDir(), "theater.db"),
 		"SHUTDOWN_TIMEOUT=5s",
 	}, env...)...)
-	out := &syncBuffer{}
+	out := &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -141,7 +124,7 @@ func get(u string) (int, string, error) {
 }
 
 // waitLog waits for s in the log: INFO lines are batched for up to 100ms.
-func waitLog(t *testing.T, out *syncBuffer, s string) {
+func waitLog(t *testing.T, out *logbuf.Buffer, s string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), s); {
 		if time.Now().After(deadline) {

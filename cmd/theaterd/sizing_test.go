@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/theaterscriptpro/tsp/internal/logbuf"
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 )
 
@@ -24,7 +25,7 @@ type sizing struct {
 	admin rueidis.Client
 	base  string
 	anon  *apiCall
-	out   *syncBuffer
+	out   *logbuf.Buffer
 }
 
 func newSizing(t *testing.T, redisArgs ...string) *sizing {

@@ -44,6 +44,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theaterscriptpro/tsp/internal/logbuf"
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/internal/theater"
 	"github.com/theaterscriptpro/tsp/redisx"
@@ -397,7 +398,7 @@ func (m *failoverMix) roundsSince(t time.Time) int {
 func runFailover(t *testing.T, ft failoverTarget) {
 	st, _ := openSQLite(t)
 	// The client's log (connections, breakers) explains a slow recovery.
-	rlog := &logBuffer{}
+	rlog := &logbuf.Buffer{}
 	ft.cfg.Logger = slog.New(slog.NewJSONHandler(rlog, nil))
 	defer func() {
 		if t.Failed() { // what the client went through: breakers, topology

@@ -11,10 +11,10 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/theaterscriptpro/tsp/internal/logbuf"
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 	"github.com/theaterscriptpro/tsp/internal/sqlstore"
 	"github.com/theaterscriptpro/tsp/internal/sqlstore/sqlstoretest"
@@ -69,31 +69,13 @@ func openPostgres(tb testing.TB) (*sqlstore.Store, string) {
 	return openStore(tb, u), u
 }
 
-// logBuffer collects the server's JSON log lines for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // instance is one running server: the real handler in an httptest.Server.
 type instance struct {
 	*httptest.Server
 	api  *Server
 	rdb  *redisx.Client
 	st   *sqlstore.Store
-	logs *logBuffer
+	logs *logbuf.Buffer
 }
 
 // options tune newInstance.
@@ -128,7 +110,7 @@ func newInstance(tb testing.TB, o options) *instance {
 	if st == nil {
 		st, _ = openSQLite(tb)
 	}
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	d := Deps{
 		Redis: rdb, Users: st, Scripts: st, Licenses: st, Database: st,
 		Logger:            slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
