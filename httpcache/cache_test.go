@@ -556,11 +556,28 @@ func TestMetrics(t *testing.T) {
 	get(t, mux, "/m")
 	get(t, mux, "/m")
 	get(t, mux, "/m", "Authorization", "x")
+	got := counters(t, c)
+	for name, want := range map[string]float64{
+		"httpcache_requests_total,result=hit,route=m":    1,
+		"httpcache_requests_total,result=miss,route=m":   1,
+		"httpcache_requests_total,result=bypass,route=m": 1,
+		"httpcache_stores_total,route=m":                 1,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+}
+
+// counters gathers c's counters, keyed "name,label=value,..." (labels in
+// the registry's order).
+func counters(tb testing.TB, c *Cache) map[string]float64 {
+	tb.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c.Collector())
 	mfs, err := reg.Gather()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	got := map[string]float64{}
 	for _, mf := range mfs {
@@ -572,16 +589,7 @@ func TestMetrics(t *testing.T) {
 			got[name] = m.GetCounter().GetValue()
 		}
 	}
-	for name, want := range map[string]float64{
-		"httpcache_requests_total,result=hit,route=m":    1,
-		"httpcache_requests_total,result=miss,route=m":   1,
-		"httpcache_requests_total,result=bypass,route=m": 1,
-		"httpcache_stores_total,route=m":                 1,
-	} {
-		if got[name] != want {
-			t.Errorf("%s = %v, want %v", name, got[name], want)
-		}
-	}
+	return got
 }
 
 func TestNewValidates(t *testing.T) {

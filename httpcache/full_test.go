@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/theaterscriptpro/tsp/internal/redistest"
 )
 
@@ -40,28 +38,13 @@ func TestFullRedis(t *testing.T) {
 		t.Errorf("miss on a full Redis: %d %q, Cache-Status %q; want 200 ok, detail=redis-full", w.Code, w.Body, w.Header().Get("Cache-Status"))
 	}
 
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c.Collector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			name := mf.GetName()
-			for _, l := range m.GetLabel() {
-				name += "/" + l.GetValue()
-			}
-			got[name] = m.GetCounter().GetValue()
-		}
-	}
+	got := counters(t, c)
 	for name, want := range map[string]float64{
-		"httpcache_errors_total/store_out_of_memory": 1,
-		"httpcache_errors_total/store":               0,
-		"httpcache_errors_total/lookup":              0,
-		"httpcache_requests_total/bypass/d":          1,
-		"httpcache_requests_total/hit/d":             1,
+		"httpcache_errors_total,op=store_out_of_memory":  1,
+		"httpcache_errors_total,op=store":                0,
+		"httpcache_errors_total,op=lookup":               0,
+		"httpcache_requests_total,result=bypass,route=d": 1,
+		"httpcache_requests_total,result=hit,route=d":    1,
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %v; want %v (all: %v)", name, got[name], want, got)

@@ -1,26 +1,12 @@
 package httpapi
 
 import (
-	"context"
 	"net/url"
 	"strconv"
 	"testing"
 
-	"github.com/theaterscriptpro/tsp/internal/sqlstore"
 	"github.com/theaterscriptpro/tsp/internal/theater"
 )
-
-// seedTitled stores a script with the given title and synopsis.
-func seedTitled(tb testing.TB, st *sqlstore.Store, authorID, title, synopsis string) theater.Script {
-	tb.Helper()
-	sc, err := st.CreateScript(context.Background(), authorID, theater.ScriptInput{
-		Title: title, Genre: "drama", Synopsis: synopsis, CastMin: 1, CastMax: 3, DurationMinutes: 60,
-	})
-	if err != nil {
-		tb.Fatalf("CreateScript: %v", err)
-	}
-	return sc
-}
 
 // TestSearchEndToEnd: GET /api/scripts?q= on the real server and both
 // databases finds by word and by the prefix of the last word, case- and

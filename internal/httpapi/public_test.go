@@ -32,8 +32,14 @@ func seedUser(tb testing.TB, st *sqlstore.Store, role theater.Role) theater.User
 
 func seedScript(tb testing.TB, st *sqlstore.Store, authorID, title string) theater.Script {
 	tb.Helper()
+	return seedTitled(tb, st, authorID, title, "A seeded script.")
+}
+
+// seedTitled stores a script with the given title and synopsis.
+func seedTitled(tb testing.TB, st *sqlstore.Store, authorID, title, synopsis string) theater.Script {
+	tb.Helper()
 	sc, err := st.CreateScript(context.Background(), authorID, theater.ScriptInput{
-		Title: title, Genre: "comedy", Synopsis: "A seeded script.", CastMin: 1, CastMax: 3, DurationMinutes: 60,
+		Title: title, Genre: "comedy", Synopsis: synopsis, CastMin: 1, CastMax: 3, DurationMinutes: 60,
 	})
 	if err != nil {
 		tb.Fatalf("CreateScript: %v", err)
