@@ -156,7 +156,16 @@ func (c *Client) clientOption() rueidis.ClientOption {
 		// promoted master, and with a longer wait the call would wait past
 		// that moment, or fail at once where the wait would pass its
 		// deadline (rueidis then skips the retry).
-		RetryDelay: func(attempts int, _ rueidis.Completed, _ error) time.Duration {
+		RetryDelay: func(attempts int, cmd rueidis.Completed, _ error) time.Duration {
+			// A retried command is pinned: never recycled into rueidis's
+			// command pool. rueidis fails the calls of a broken connection
+			// before that connection's writer goroutine has exited, and a
+			// retry that then succeeds on a new connection recycles the
+			// command while the old writer may still be reading it (the race
+			// detector caught it once in TestFaultAPIRedis/connections_cut;
+			// the same use-after-recycle as redis/rueidis#702). For the
+			// other commands of a retried DoMulti the hook is not called.
+			cmd.Pin()
 			return min(cfg.RetryStrategy(attempts), cfg.BreakerOpenFor)
 		},
 	}
