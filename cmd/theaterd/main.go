@@ -103,39 +103,61 @@ func validName(k string) bool {
 // module version Go recorded, "(devel)" for a plain build.
 var version = ""
 
-// versionString is what -version prints: the version, the commit and its
-// time when Go recorded them, and the Go release.
-func versionString() string {
-	v, rev, at, dirty := version, "", "", false
+// build is what this binary is: its version, and the commit and its time
+// when Go recorded them (revision ends in "+dirty" for a modified tree).
+type build struct{ version, revision, time string }
+
+func thisBuild() build {
+	b := build{version: version}
+	dirty := false
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v == "" {
-			v = bi.Main.Version
+		if b.version == "" {
+			b.version = bi.Main.Version
 		}
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				rev = s.Value
+				b.revision = s.Value
 			case "vcs.time":
-				at = s.Value
+				b.time = s.Value
 			case "vcs.modified":
 				dirty = s.Value == "true"
 			}
 		}
 	}
-	if v == "" {
-		v = "(devel)"
+	if b.version == "" {
+		b.version = "(devel)"
 	}
-	out := "theaterd " + v
-	if rev != "" {
-		if dirty {
-			rev += "+dirty"
-		}
-		out += " commit " + rev
-		if at != "" {
-			out += " " + at
+	if b.revision != "" && dirty {
+		b.revision += "+dirty"
+	}
+	return b
+}
+
+// versionString is what -version prints: the version, the commit and its
+// time when Go recorded them, and the Go release.
+func versionString() string {
+	b := thisBuild()
+	out := "theaterd " + b.version
+	if b.revision != "" {
+		out += " commit " + b.revision
+		if b.time != "" {
+			out += " " + b.time
 		}
 	}
 	return out + " " + runtime.Version()
+}
+
+// buildInfo is the metric tsp_build_info{version,revision,goversion} 1, so
+// a dashboard can tell which build each instance runs.
+func buildInfo() prometheus.Collector {
+	b := thisBuild()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "build_info",
+		Help: "The running build: version, commit (revision) and Go release; always 1.",
+	}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(b.version, b.revision, runtime.Version()).Set(1)
+	return g
 }
 
 // usage writes -h: the flags, then every variable of config.Vars with its
@@ -295,7 +317,9 @@ func serve(ctx context.Context, cfg config.Config, demoOpt *demo.Options, log *s
 	// the usual Go dashboards and alerts select on (each scrape carries its
 	// job and instance labels, so they never mix with another service's).
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		st.Collector()) // go_sql_*: standard names, like go_* and process_*
+	prometheus.WrapRegistererWithPrefix(httpapi.MetricPrefix, reg).MustRegister(buildInfo())
 	api, err := httpapi.New(httpapi.Deps{
 		Redis: rdb, Users: st, Scripts: st, Licenses: st, Database: st,
 		Logger: log, Metrics: reg, PrivateMetrics: cfg.MetricsAddr != "",

@@ -391,7 +391,11 @@ func TestMetricsAddr(t *testing.T) {
 		t.Fatalf("/metrics on METRICS_ADDR: %d, %v", status, err)
 	}
 	for _, want := range []string{"\ngo_goroutines ", "\nprocess_resident_memory_bytes ",
-		`tsp_http_request_duration_seconds_count{code="200",method="GET",route="/api/scripts"} `} {
+		`tsp_http_request_duration_seconds_count{code="200",method="GET",route="/api/scripts"} `,
+		// The database pool, and which build this is.
+		"\ngo_sql_open_connections{db_name=\"sqlite\"} ", "\ngo_sql_wait_count_total{db_name=\"sqlite\"} ",
+		"\ntsp_build_info{goversion=\"" + runtime.Version() + "\",revision=",
+	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics on METRICS_ADDR lacks %q", want)
 		}

@@ -43,6 +43,8 @@ import (
 	"github.com/XSAM/otelsql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/attribute"
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
@@ -67,6 +69,14 @@ const DefaultBusyTimeout = 5 * time.Second
 type Store struct {
 	db      *sql.DB
 	dialect dialect
+}
+
+// Collector reports the connection pool (open, in use, idle, waits and the
+// time spent waiting, connections closed by each limit) as the standard
+// go_sql_* metrics, labelled db_name with the dialect: a pool whose waits
+// grow is the database saturating.
+func (s *Store) Collector() prometheus.Collector {
+	return collectors.NewDBStatsCollector(s.db, string(s.dialect))
 }
 
 // Compile-time checks that Store implements the domain's interfaces.
