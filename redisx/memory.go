@@ -42,6 +42,9 @@ type MemoryWatcherConfig struct {
 //	redisx_memory_max_bytes{addr}      gauge: maxmemory of each master (0: no limit)
 //	redisx_evicted_keys_total          counter: keys the masters evicted while watched
 //	redisx_eviction_policy_risky       gauge: 1 while a master with a maxmemory may evict sessions
+//	redisx_expired_keys_total{addr}    counter: INFO expired_keys of each master (since its start)
+//	redisx_ops_per_second{addr}        gauge: INFO instantaneous_ops_per_sec of each master
+//	redisx_connected_clients{addr}     gauge: INFO connected_clients of each master
 //
 // A policy may evict sessions (and limiter windows) when it is allkeys-*
 // (any key), or volatile-lru, volatile-lfu or volatile-random: they evict
@@ -64,6 +67,9 @@ type MemoryWatcher struct {
 	evicted           prometheus.Counter
 	usedDesc, maxDesc *prometheus.Desc
 	riskyDesc         *prometheus.Desc
+	expiredDesc       *prometheus.Desc
+	opsDesc           *prometheus.Desc
+	clientsDesc       *prometheus.Desc
 
 	mu       sync.Mutex            // guards what follows: Check may run from the loop and a caller at once
 	nodes    map[string]nodeMemory // the last reading of each master, by address
@@ -81,7 +87,11 @@ type nodeMemory struct {
 	used, max, evicted int64
 	policy             string
 	replica            bool
+	traffic            *nodeTraffic // nil when INFO lacks the fields (an older or trimmed INFO)
 }
+
+// nodeTraffic is INFO's load figures, shown beside the memory ones.
+type nodeTraffic struct{ expired, opsPerSec, clients int64 }
 
 // NewMemoryWatcher returns a watcher of c's Redis memory; it reads nothing
 // until Start or Check.
@@ -109,6 +119,12 @@ func NewMemoryWatcher(c *Client, cfg MemoryWatcherConfig) (*MemoryWatcher, error
 			"INFO used_memory of each Redis master at the last reading.", []string{"addr"}, nil),
 		maxDesc: prometheus.NewDesc("redisx_memory_max_bytes",
 			"INFO maxmemory of each Redis master at the last reading (0: no limit).", []string{"addr"}, nil),
+		expiredDesc: prometheus.NewDesc("redisx_expired_keys_total",
+			"INFO expired_keys of each Redis master: keys removed at their TTL since the master started.", []string{"addr"}, nil),
+		opsDesc: prometheus.NewDesc("redisx_ops_per_second",
+			"INFO instantaneous_ops_per_sec of each Redis master at the last reading.", []string{"addr"}, nil),
+		clientsDesc: prometheus.NewDesc("redisx_connected_clients",
+			"INFO connected_clients of each Redis master at the last reading: every instance's connections and the operators'.", []string{"addr"}, nil),
 		riskyDesc: prometheus.NewDesc("redisx_eviction_policy_risky",
 			"1 while a Redis master with a maxmemory runs a policy that may evict sessions and limiter keys (allkeys-*, volatile-lru, volatile-lfu, volatile-random), else 0.", nil, nil),
 		nodes:    map[string]nodeMemory{},
@@ -174,12 +190,13 @@ func (w *MemoryWatcher) Check(ctx context.Context) error {
 	for _, a := range addrs {
 		n := nodes[a]
 		cctx, cancel := withBudget(ctx, w.c.cfg.CommandTimeout)
-		// Three sections, three commands: INFO with several sections
-		// needs Redis 7.
+		// One command per section: INFO with several sections needs
+		// Redis 7.
 		res := n.DoMulti(cctx,
 			n.B().Info().Section("memory").Build(),
 			n.B().Info().Section("stats").Build(),
-			n.B().Info().Section("replication").Build())
+			n.B().Info().Section("replication").Build(),
+			n.B().Info().Section("clients").Build())
 		cancel()
 		var text strings.Builder
 		var err error
@@ -327,6 +344,9 @@ func (mc memoryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- w.usedDesc
 	ch <- w.maxDesc
 	ch <- w.riskyDesc
+	ch <- w.expiredDesc
+	ch <- w.opsDesc
+	ch <- w.clientsDesc
 }
 
 // Collect reports the last reading: one series per master it found, so
@@ -340,6 +360,11 @@ func (mc memoryCollector) Collect(ch chan<- prometheus.Metric) {
 	for a, m := range w.nodes {
 		ch <- prometheus.MustNewConstMetric(w.usedDesc, prometheus.GaugeValue, float64(m.used), a)
 		ch <- prometheus.MustNewConstMetric(w.maxDesc, prometheus.GaugeValue, float64(m.max), a)
+		if t := m.traffic; t != nil {
+			ch <- prometheus.MustNewConstMetric(w.expiredDesc, prometheus.CounterValue, float64(t.expired), a)
+			ch <- prometheus.MustNewConstMetric(w.opsDesc, prometheus.GaugeValue, float64(t.opsPerSec), a)
+			ch <- prometheus.MustNewConstMetric(w.clientsDesc, prometheus.GaugeValue, float64(t.clients), a)
+		}
 	}
 	risky := 0.0
 	if w.riskyLocked() != "" {
@@ -388,6 +413,14 @@ func memoryFromInfo(f map[string]string) (nodeMemory, error) {
 		return n
 	}
 	m.used, m.max, m.evicted = num("used_memory"), num("maxmemory"), num("evicted_keys")
+	// The load figures are shown when INFO has all three; one that is
+	// there but unreadable is an error like the others.
+	_, e := f["expired_keys"]
+	_, o := f["instantaneous_ops_per_sec"]
+	_, c := f["connected_clients"]
+	if e && o && c {
+		m.traffic = &nodeTraffic{num("expired_keys"), num("instantaneous_ops_per_sec"), num("connected_clients")}
+	}
 	m.policy = strings.TrimSpace(f["maxmemory_policy"])
 	if m.policy == "" {
 		errs = append(errs, errors.New("INFO has no maxmemory_policy"))

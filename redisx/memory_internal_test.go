@@ -1,6 +1,7 @@
 package redisx
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -10,6 +11,9 @@ import (
 const realInfo = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\nmaxmemory:2097152\r\nmaxmemory_human:2.00M\r\nmaxmemory_policy:allkeys-lru\r\n\r\n" +
 	"# Stats\r\ntotal_connections_received:3\r\nevicted_keys:17\r\n\r\n" +
 	"# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
+
+// loadInfo is what INFO stats and clients add for the load figures.
+const loadInfo = "# Stats\r\nexpired_keys:5\r\ninstantaneous_ops_per_sec:42\r\n\r\n# Clients\r\nconnected_clients:3\r\n"
 
 // TestMemoryFromInfo: well-formed replies in either line ending give the
 // figures; hostile and malformed ones give an error, never a zero taken
@@ -35,6 +39,10 @@ func TestMemoryFromInfo(t *testing.T) {
 		{"largest int64", replace("evicted_keys:17", "evicted_keys:9223372036854775807"), nodeMemory{used: 1 << 20, max: 2 << 20, evicted: 1<<63 - 1, policy: "allkeys-lru"}, ""},
 		{"repeated field: the last wins", realInfo + "evicted_keys:18\r\n", nodeMemory{used: 1 << 20, max: 2 << 20, evicted: 18, policy: "allkeys-lru"}, ""},
 		{"lines without a colon", "garbage\r\n:\r\n" + realInfo + "more garbage", want, ""},
+		{"load figures", realInfo + loadInfo, nodeMemory{used: 1 << 20, max: 2 << 20, evicted: 17, policy: "allkeys-lru", traffic: &nodeTraffic{expired: 5, opsPerSec: 42, clients: 3}}, ""},
+		{"load figures in part: not shown", realInfo + "expired_keys:5\r\n", want, ""},
+		{"load figure unreadable", realInfo + strings.Replace(loadInfo, "ops_per_sec:42", "ops_per_sec:lots", 1), nodeMemory{}, "instantaneous_ops_per_sec"},
+		{"load figure negative", realInfo + strings.Replace(loadInfo, "connected_clients:3", "connected_clients:-3", 1), nodeMemory{}, "connected_clients"},
 
 		{"empty reply", "", nodeMemory{}, "no used_memory"},
 		{"only headers", "# Memory\r\n# Stats\r\n", nodeMemory{}, "no maxmemory_policy"},
@@ -65,7 +73,7 @@ func TestMemoryFromInfo(t *testing.T) {
 			if err != nil {
 				t.Fatalf("error %v; want none", err)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %+v; want %+v", got, tc.want)
 			}
 		})

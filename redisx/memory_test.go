@@ -212,6 +212,16 @@ func TestMemoryWatcherReadsEveryMaster(t *testing.T) {
 	if !slices.Equal(addrs, want) {
 		t.Errorf("series for %v; want the masters %v", addrs, want)
 	}
+	// The load figures of each master: at least this client is connected.
+	got, _ := memorySeries(t, reg)
+	if got["redisx_connected_clients"] < float64(len(want)) {
+		t.Errorf("redisx_connected_clients sums to %v over %d masters; want at least one client each", got["redisx_connected_clients"], len(want))
+	}
+	for _, name := range []string{"redisx_ops_per_second", "redisx_expired_keys_total"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("no %s series", name)
+		}
+	}
 }
 
 // TestMemoryWatcherStartClose: Start reads at once and Close stops it;
