@@ -62,7 +62,11 @@ func newMetrics() *metrics {
 // the caller to register: reg.MustRegister(store.Collector()).
 func (s *Store) Collector() prometheus.Collector {
 	m := s.metrics
-	return collectors{m.created, m.lookups, m.touches, m.touchRefused, m.rotations, m.revoked}
+	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "session_active",
+		Help: "Distinct sessions this instance found (successful lookups) in the last complete 5-minute window; a lower bound past 100,000. A session used on two instances counts on both.",
+	}, func() float64 { return float64(s.active.count()) })
+	return collectors{m.created, m.lookups, m.touches, m.touchRefused, m.rotations, m.revoked, active}
 }
 
 type collectors []prometheus.Collector

@@ -26,6 +26,7 @@ type Store struct {
 	touch   string
 	max     string
 	metrics *metrics
+	active  *activeSessions
 
 	// localTTL is how long a local copy may live (local.go): TouchInterval.
 	localTTL time.Duration
@@ -49,6 +50,7 @@ func NewStore(rdb *redisx.Client, cfg Config) (*Store, error) {
 		touch:   msString(cfg.TouchInterval),
 		max:     strconv.Itoa(cfg.MaxPerUser),
 		metrics: newMetrics(),
+		active:  newActiveSessions(time.Now),
 		// A session's local copy is rewritten at least every TouchInterval
 		// while it is used; the epoch's is re-read as often.
 		localTTL: cfg.TouchInterval,
@@ -179,6 +181,7 @@ func (s *Store) load(ctx context.Context, token string, touch bool) (Session, er
 		return Session{}, fail("get", err)
 	case got == localAlive:
 		s.metrics.lookups.WithLabelValues("ok").Inc()
+		s.active.found(userID, hash)
 		return sess, nil
 	case got == localNotFound:
 		s.metrics.lookups.WithLabelValues("not_found").Inc()
@@ -216,6 +219,7 @@ func (s *Store) load(ctx context.Context, token string, touch bool) (Session, er
 		return Session{}, fail("get", err)
 	}
 	s.metrics.lookups.WithLabelValues("ok").Inc()
+	s.active.found(userID, hash)
 	if wrote {
 		// The next lookup here must see this write, not the copy before it.
 		s.rdb.MarkWritten(sk)

@@ -171,7 +171,7 @@ func TestHealthAndReady(t *testing.T) {
 	for _, name := range []string{
 		"tsp_http_request_duration_seconds", `route="/api/scripts"`, "tsp_http_requests_in_flight",
 		"tsp_redisx_round_trips_total", "tsp_script_views_flushed_total",
-		"httpcache_requests_total", "session_lookups_total", "ratelimit_decisions_total",
+		"httpcache_requests_total", "session_lookups_total", "ratelimit_decisions_total", "\ntsp_session_active ",
 	} {
 		if !strings.Contains(string(r.body), name) {
 			t.Errorf("/metrics lacks %s", name)
