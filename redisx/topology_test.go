@@ -213,9 +213,7 @@ func TestDoWait(t *testing.T) {
 				}
 				return
 			}
-			if err := rdb.SetWait(ctx, key, []byte("v"), time.Minute, 1, 500*time.Millisecond); err != nil {
-				t.Fatalf("SetWait: %v", err)
-			}
+			redistest.SetReplicated(t, rdb, key, []byte("v"))
 			if got := readReplica(t, replica, key); got != "v" {
 				t.Fatalf("replica %s has %q right after SetWait, want v", replica.Addr, got)
 			}
@@ -388,9 +386,7 @@ func (l *failoverLoad) run(t *testing.T, topo string, kill func(), promoted func
 		}
 	}
 	durable := l.key("durable", 0)
-	if err := l.rdb.SetWait(ctx, durable, []byte("kept"), time.Minute, 1, 500*time.Millisecond); err != nil {
-		t.Fatalf("SetWait before the kill: %v", err)
-	}
+	redistest.SetReplicated(t, l.rdb, durable, []byte("kept"))
 
 	var (
 		mu                          sync.Mutex

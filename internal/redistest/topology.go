@@ -159,3 +159,23 @@ func At(cfg redisx.Config, addr string) redisx.Config {
 	cfg.Cluster, cfg.SentinelMaster = false, ""
 	return cfg
 }
+
+// SetReplicated writes key = value (TTL one minute) and waits until a
+// replica acknowledges it (WAIT 1), retrying while none does for up to 15
+// s: a replica of a topology just started may still be in its first sync,
+// and WAIT counts it only once it streams. It fails tb past that.
+func SetReplicated(tb testing.TB, rdb *redisx.Client, key string, value []byte) {
+	tb.Helper()
+	for began := time.Now(); ; {
+		err := rdb.SetWait(context.Background(), key, value, time.Minute, 1, 500*time.Millisecond)
+		if err == nil {
+			if d := time.Since(began); d > time.Second {
+				tb.Logf("redistest: a replica acknowledged writes %v after the first try", d.Round(time.Millisecond))
+			}
+			return
+		}
+		if !errors.Is(err, redisx.ErrNotReplicated) || time.Since(began) > 15*time.Second {
+			tb.Fatalf("redistest: SetWait %s: %v", key, err)
+		}
+	}
+}
