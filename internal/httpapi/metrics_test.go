@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/theaterscriptpro/tsp/internal/theater"
 )
 
@@ -50,5 +51,25 @@ func TestMetricNamesAndRouteLabel(t *testing.T) {
 		if !routes[r] {
 			t.Errorf("no tsp_http_request_duration_seconds series for method and route %s; have %v", r, routes)
 		}
+	}
+}
+
+// TestMetricsLint runs client_golang's promlint over everything the server
+// registers, toolkit included: names, units, suffixes and help texts
+// follow the Prometheus conventions, or the test says which do not.
+func TestMetricsLint(t *testing.T) {
+	in := newInstance(t, options{})
+	a := signUp(t, in, theater.RolePlaywright)
+	want(t, a.c.do("GET", "/api/me", nil), 200, "me")
+	want(t, in.client(t).do("GET", "/api/scripts", nil), 200, "list")
+	problems, err := testutil.GatherAndLint(in.api.deps.Metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	if len(problems) == 0 {
+		t.Logf("promlint: no problems")
 	}
 }
