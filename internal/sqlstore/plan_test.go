@@ -20,7 +20,6 @@ func TestSQLiteListsUseIndexes(t *testing.T) {
 
 func testSQLitePlans(t *testing.T) {
 	st := openTestSQLite(t)
-	ctx := ctxT(t)
 	tests := []struct {
 		name, where, index string
 		args               []any
@@ -31,22 +30,7 @@ func testSQLitePlans(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := `EXPLAIN QUERY PLAN ` + scriptSelect + tt.where + ` ORDER BY s.created_at DESC, s.id LIMIT 20 OFFSET 0`
-			rows, err := st.db.QueryContext(ctx, q, tt.args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var plan []string
-			for rows.Next() {
-				var id, parent, notused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			all := strings.Join(plan, "\n")
+			all := sqlitePlan(t, st, scriptSelect+tt.where+` ORDER BY s.created_at DESC, s.id LIMIT 20 OFFSET 0`, tt.args...)
 			if !strings.Contains(all, tt.index) || strings.Contains(all, "TEMP B-TREE") {
 				t.Errorf("plan:\n%s\nwant it to use %s without a temporary sort", all, tt.index)
 			}
