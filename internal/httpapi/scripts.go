@@ -92,12 +92,11 @@ func listCacheID(names []string) func(*http.Request) (string, bool) {
 		if err != nil || f.Cursor != "" {
 			return "", false
 		}
-		v := url.Values{"page": {strconv.Itoa(f.Page)}, "limit": {strconv.Itoa(f.Limit)}}
-		if slices.Contains(names, "sort") {
-			v.Set("sort", f.Sort)
-			v.Set("genre", f.Genre)
-			v.Set("q", f.Query)
-			v.Set("author", f.AuthorID)
+		// Every field, whether the list reads it or not (unread ones are
+		// their defaults), and the path's author for an author's list.
+		v := url.Values{
+			"page": {strconv.Itoa(f.Page)}, "limit": {strconv.Itoa(f.Limit)}, "sort": {f.Sort},
+			"genre": {f.Genre}, "q": {f.Query}, "author": {f.AuthorID},
 		}
 		if id := r.PathValue("id"); id != "" {
 			v.Set("id", id)

@@ -54,10 +54,11 @@ type viewCounter struct {
 
 	mu      sync.Mutex
 	pending map[string]int64
-	// flushing is held through a whole flush, from taking the pending
-	// counts to Redis's answer: views holds it too, so it never reads
-	// Redis before a flush lands and pending after that flush took them.
-	flushing sync.Mutex
+	// flushing is held (written) through a whole flush, from taking the
+	// pending counts to Redis's answer; views reads under it, so it never
+	// reads Redis before a flush lands and pending after that flush took
+	// them, while stats reads run side by side.
+	flushing sync.RWMutex
 
 	stop chan struct{}
 	done chan struct{}
@@ -116,8 +117,8 @@ func (v *viewCounter) addN(id string, n int64) {
 // pending counts and Redis's answer, either of which would miss a flush's
 // counts.
 func (v *viewCounter) views(ctx context.Context, id string) (int64, error) {
-	v.flushing.Lock()
-	defer v.flushing.Unlock()
+	v.flushing.RLock()
+	defer v.flushing.RUnlock()
 	n, err := v.rdb.Do(ctx, v.rdb.B().Get().Key(v.keys.ScriptViews(id)).Build()).AsInt64()
 	if rueidis.IsRedisNil(err) {
 		n, err = 0, nil
