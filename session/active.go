@@ -24,7 +24,7 @@ type activeSessions struct {
 	seed maphash.Seed
 	now  func() time.Time
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	started time.Time           // of the current window
 	seen    map[uint64]struct{} // sessions found in it
 	last    int                 // distinct sessions of the last complete window
@@ -40,6 +40,16 @@ func (a *activeSessions) found(userID, hash string) {
 	// Two string hashes mixed, not one of a concatenation: no allocation
 	// on the lookup path.
 	k := maphash.String(a.seed, userID) ^ maphash.String(a.seed, hash)*0x9e3779b97f4a7c15
+	now := a.now()
+	// Most lookups are of a session already seen in this window: a read
+	// lock, so concurrent lookups do not queue for one another.
+	a.mu.RLock()
+	_, seen := a.seen[k]
+	current := now.Sub(a.started) < activeWindow
+	a.mu.RUnlock()
+	if seen && current {
+		return
+	}
 	a.mu.Lock()
 	a.rotateLocked()
 	if len(a.seen) < maxActiveTracked {
