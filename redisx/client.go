@@ -163,10 +163,14 @@ func (c *Client) clientOption() rueidis.ClientOption {
 			// retry that then succeeds on a new connection recycles the
 			// command while the old writer may still be reading it (the race
 			// detector caught it once in TestFaultAPIRedis/connections_cut;
-			// the same use-after-recycle as redis/rueidis#702). For the
-			// other commands of a retried DoMulti the hook is not called.
-			cmd.Pin()
-			return min(cfg.RetryStrategy(attempts), cfg.BreakerOpenFor)
+			// the same use-after-recycle as redis/rueidis#702). A negative
+			// delay is no retry: nothing to pin. rueidis's single client
+			// calls the hook for one command of a retried DoMulti only.
+			d := min(cfg.RetryStrategy(attempts), cfg.BreakerOpenFor)
+			if d >= 0 {
+				cmd.Pin()
+			}
+			return d
 		},
 	}
 	if cfg.SentinelMaster != "" {
@@ -283,6 +287,9 @@ func (c *Client) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisRes
 	if err != nil {
 		return rueidis.NewErrorResult(err)
 	}
+	if cmd.IsBlock() {
+		n = nil // rueidis runs it on a dedicated connection: it says nothing of the node's
+	}
 	c.sent(cmd.Commands()[:1])
 	var names []string
 	if c.cfg.CommandObserver != nil {
@@ -319,8 +326,10 @@ func (c *Client) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueid
 	if err != nil {
 		return errorResults(len(cmds), err)
 	}
-	if len(cmds) >= dedicatedPipeline {
-		n = nil // on a connection of its own: it says nothing of the node's
+	if len(cmds) >= dedicatedPipeline || slices.ContainsFunc(cmds, func(c rueidis.Completed) bool { return c.IsBlock() }) {
+		// On a connection of its own (a long pipeline, or one with a
+		// blocking command such as WAIT): it says nothing of the node's.
+		n = nil
 	}
 	var names []string
 	if c.cfg.CommandHook != nil || c.cfg.CommandObserver != nil {
@@ -559,14 +568,15 @@ func (c *Client) end(ctx context.Context, start time.Time, n *nodeBreaker, done 
 		c.m.errTimeout.Inc()
 		return unavailable(err)
 	}
-	if n != nil {
-		n.lost()
-	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		// The caller gave up; that says nothing about Redis.
+		// The caller gave up; that says nothing about Redis, nor about
+		// the connection (rueidis keeps it, replies stay in order).
 		done(errBreakerExcluded)
 		c.m.errCanceled.Inc()
 		return ctx.Err()
+	}
+	if n != nil {
+		n.lost()
 	}
 	done(err)
 	if isTimeout(err) {

@@ -71,7 +71,8 @@ type MemoryWatcher struct {
 	opsDesc           *prometheus.Desc
 	clientsDesc       *prometheus.Desc
 
-	mu       sync.Mutex            // guards what follows: Check may run from the loop and a caller at once
+	checking sync.Mutex            // held through a whole Check: readings apply in order
+	mu       sync.Mutex            // guards what follows, for Check and Collect
 	nodes    map[string]nodeMemory // the last reading of each master, by address
 	baseline map[string]int64      // evicted_keys at the last reading, by address
 	warned   string                // the risky policies last warned about ("" none)
@@ -180,16 +181,20 @@ func (w *MemoryWatcher) Close() {
 // on MemoryWatcher, and returns what failed (the masters that answered are
 // counted anyway). Start calls it; tests call it directly.
 func (w *MemoryWatcher) Check(ctx context.Context) error {
+	// One reading at a time: two applied out of order would take the older
+	// evicted_keys for a restart and count its evictions again.
+	w.checking.Lock()
+	defer w.checking.Unlock()
 	nodes := w.c.Nodes()
 	if nodes == nil {
-		return w.failed(unavailable(errNotConnected))
+		return w.failed(w.c.notConnected())
 	}
 	addrs := slices.Sorted(maps.Keys(nodes))
 	read := make(map[string]nodeMemory, len(addrs))
 	var errs []error
 	for _, a := range addrs {
 		n := nodes[a]
-		cctx, cancel := withBudget(ctx, w.c.cfg.CommandTimeout)
+		cctx, cancel := w.c.deadline(ctx)
 		// One command per section: INFO with several sections needs
 		// Redis 7.
 		res := n.DoMulti(cctx,
