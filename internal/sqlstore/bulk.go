@@ -67,7 +67,7 @@ func (s *Store) insertScripts(ctx context.Context, tx *sql.Tx, rows []theater.Sc
 				return err
 			}
 		}
-		cols := 13 // both dialects: 11 plain columns and two search columns
+		cols := 13 // SQLite: 11 plain columns, title_key and search_rowid
 		var b strings.Builder
 		b.WriteString(`INSERT INTO scripts
 	(id, title, author_id, genre, synopsis, cast_min, cast_max, duration_minutes, language, created_at, updated_at, title_key, `)
@@ -128,7 +128,7 @@ func (s *Store) insertScripts(ctx context.Context, tx *sql.Tx, rows []theater.Sc
 
 // placeholder returns the n-th bind parameter. Everywhere else both dialects
 // share "$n", but SQLite treats "$n" as a named parameter and resolves each
-// one with a linear search while parsing: quadratic in a 2,400-parameter
+// one with a linear search while parsing: quadratic in a 2,600-parameter
 // INSERT, where it was half of the demo load's time. Its anonymous "?" is
 // positional and free.
 func (s *Store) placeholder(n int) string {

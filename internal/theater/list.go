@@ -76,7 +76,9 @@ func (f *ScriptFilter) Normalize() error {
 			return err
 		}
 	}
-	if err := checkText("q", f.Query, 0, MaxQueryLen, false); err != nil {
+	// Trimmed before the check, as API.md says: a trailing newline or tab
+	// is space around the query, not a control character in it.
+	if err := checkText("q", strings.TrimSpace(f.Query), 0, MaxQueryLen, false); err != nil {
 		return err
 	}
 	f.Query = FoldQuery(f.Query)

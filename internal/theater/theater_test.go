@@ -318,6 +318,7 @@ func TestScriptFilterNormalize(t *testing.T) {
 		{"given", ScriptFilter{Page: 3, Limit: 100, Genre: " Comedy ", Query: " 50%  OFF ", AuthorID: "abcdefgh234567ab"},
 			ScriptFilter{Page: 3, Limit: 100, Genre: "comedy", Query: "50% off", AuthorID: "abcdefgh234567ab", Sort: SortRelevance}, "", ""},
 		{"sort title", ScriptFilter{Query: "x", Sort: " Title "}, ScriptFilter{Page: 1, Limit: 20, Query: "x", Sort: SortTitle}, "", ""},
+		{"q trimmed before its check", ScriptFilter{Query: "\tLove  Story\n"}, ScriptFilter{Page: 1, Limit: 20, Query: "love story", Sort: SortRelevance}, "", ""},
 		{"sort relevance spelled out, no query", ScriptFilter{Sort: "relevance"}, ScriptFilter{Page: 1, Limit: 20, Sort: SortNewest}, "", ""},
 		{"sort relevance spelled out, with a query", ScriptFilter{Query: "x", Sort: "RELEVANCE"}, ScriptFilter{Page: 1, Limit: 20, Query: "x", Sort: SortRelevance}, "", ""},
 		{"sort unknown", ScriptFilter{Sort: "popular"}, ScriptFilter{}, EINVALID, "sort"},

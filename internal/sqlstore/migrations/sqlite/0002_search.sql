@@ -25,7 +25,7 @@ CREATE UNIQUE INDEX scripts_search_rowid_idx ON scripts (search_rowid);
 -- word it matches before returning one row. prefix='1 2 3' keeps a ready
 -- doclist for every prefix of one to three letters; a longer last word is
 -- looked up in scripts_fts_vocab and searched as an OR of the few words it
--- begins (listing.go), which FTS5 streams newest first and stops early.
+-- begins (search.go), which FTS5 streams newest first and stops early.
 CREATE VIRTUAL TABLE scripts_fts USING fts5(
     title, body, genre, author,
     content='', contentless_delete=1, tokenize='ascii', detail=column, prefix='1 2 3'
