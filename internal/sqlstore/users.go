@@ -26,7 +26,12 @@ func (s *Store) CreateUser(ctx context.Context, n theater.NewUser, passwordHash 
 		Role:      n.Role,
 		CreatedAt: s.now(),
 	}
-	_, err := s.db.ExecContext(ctx,
+	release, err := s.lockWriter(ctx)
+	if err != nil {
+		return theater.User{}, err
+	}
+	defer release()
+	_, err = s.db.ExecContext(ctx,
 		`INSERT INTO users (id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		u.ID, u.Email, u.Name, string(u.Role), passwordHash, s.timeArg(u.CreatedAt))
 	if err != nil {
