@@ -418,6 +418,15 @@ func TestMetricsAddr(t *testing.T) {
 			t.Errorf("%s on METRICS_ADDR: %d, %v; want 404", p, s, err)
 		}
 	}
+	// The runtime's profiles: on the private listener, never the public one.
+	if s, body, err := get("http://" + maddr + "/debug/pprof/heap?debug=1"); err != nil || s != 200 || !strings.Contains(body, "heap profile:") {
+		t.Errorf("/debug/pprof/heap on METRICS_ADDR: %d, %v, %.80q", s, err, body)
+	}
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile"} {
+		if s, _, err := get("http://" + addr + p); err != nil || s != 404 {
+			t.Errorf("%s on HTTP_ADDR: %d, %v; want 404", p, s, err)
+		}
+	}
 	waitLog(t, out, `"msg":"metrics listening","addr":"`+maddr+`"`)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	waitExit(t, cmd, 15*time.Second, out)
