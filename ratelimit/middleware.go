@@ -128,25 +128,33 @@ func (l *Limiter) setHeaders(h http.Header, d *Decision) {
 	if d.n == 0 { // a Never refusal: the policies, but no state
 		return
 	}
+	// Every value goes into one buffer and every header's value slice into
+	// one backing array: this runs on every request, hits included, and
+	// a string and a slice per header were a fifth of a cached hit's
+	// allocations.
+	var num [20]byte
 	var b strings.Builder
-	b.Grow(24 * d.n)
+	b.Grow(24*d.n + 40)
 	for i, s := range d.Policies() {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString(sfString(s.Name))
 		b.WriteString(";r=")
-		b.WriteString(strconv.Itoa(s.Remaining))
+		b.Write(strconv.AppendInt(num[:0], int64(s.Remaining), 10))
 		b.WriteString(";t=")
-		b.WriteString(strconv.FormatInt(ceilSeconds(s.Reset), 10))
+		b.Write(strconv.AppendInt(num[:0], ceilSeconds(s.Reset), 10))
 	}
-	h[hdrRateLimit] = []string{b.String()}
 	if l.cfg.Headers != HeadersAll {
+		h[hdrRateLimit] = []string{b.String()}
 		return
 	}
+	ends := [4]int{b.Len()}
 	p, _ := d.Binding()
-	h[hdrLimit] = []string{strconv.Itoa(p.Limit)}
-	h[hdrRemaining] = []string{strconv.Itoa(p.Remaining)}
+	b.Write(strconv.AppendInt(num[:0], int64(p.Limit), 10))
+	ends[1] = b.Len()
+	b.Write(strconv.AppendInt(num[:0], int64(p.Remaining), 10))
+	ends[2] = b.Len()
 	// Unix seconds, as the original guide and GitHub send it; from Redis's
 	// clock when Redis decided.
 	base := d.Time
@@ -154,7 +162,18 @@ func (l *Limiter) setHeaders(h http.Header, d *Decision) {
 		base = l.cfg.Now()
 	}
 	reset := base.Add(p.Reset)
-	h[hdrReset] = []string{strconv.FormatInt((reset.UnixMicro()+999_999)/1_000_000, 10)}
+	b.Write(strconv.AppendInt(num[:0], (reset.UnixMicro()+999_999)/1_000_000, 10))
+	ends[3] = b.Len()
+	all := b.String()
+	vals := make([]string, 4)
+	for i, k := range [4]string{hdrRateLimit, hdrLimit, hdrRemaining, hdrReset} {
+		from := 0
+		if i > 0 {
+			from = ends[i-1]
+		}
+		vals[i] = all[from:ends[i]]
+		h[k] = vals[i : i+1 : i+1]
+	}
 }
 
 // refuse answers a refusal.
