@@ -17,10 +17,13 @@ func AddrKey(a netip.Addr) string {
 		return "ip:unknown"
 	}
 	if a.Is6() {
-		p := netip.PrefixFrom(a, 64).Masked()
-		return "ip:" + p.String()
+		// netip.Prefix.String and + would be two allocations; this runs on
+		// every limited request.
+		var b [64]byte
+		return string(netip.PrefixFrom(a, 64).Masked().AppendTo(append(b[:0], "ip:"...)))
 	}
-	return "ip:" + a.String()
+	var b [24]byte
+	return string(a.AppendTo(append(b[:0], "ip:"...)))
 }
 
 // KeyByIP returns a key function that limits by the client address res
@@ -34,11 +37,17 @@ func KeyByIP(res clientip.Resolver) func(*http.Request) string {
 // ("user:42") and everyone else by client address. user reports the id of
 // the signed-in user, so this package needs no session package.
 func KeyByUser(user func(r *http.Request) (userID string, ok bool), res clientip.Resolver) func(*http.Request) string {
-	byIP := KeyByIP(res)
+	return KeyByUserOrAddr(user, res.ClientIP)
+}
+
+// KeyByUserOrAddr is KeyByUser for a server that has already resolved the
+// client's address (for its access log, say): addr returns it, and is
+// asked only for requests without a user.
+func KeyByUserOrAddr(user func(r *http.Request) (userID string, ok bool), addr func(*http.Request) netip.Addr) func(*http.Request) string {
 	return func(r *http.Request) string {
 		if id, ok := user(r); ok && id != "" {
 			return "user:" + id
 		}
-		return byIP(r)
+		return AddrKey(addr(r))
 	}
 }

@@ -169,7 +169,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	var decision *ratelimit.Decision
 	if s.loginLimiter != nil {
-		d, err := s.loginLimiter.Allow(r.Context(), loginKey(s.ips.ClientIP(r), email), 1)
+		d, err := s.loginLimiter.Allow(r.Context(), loginKey(s.clientIP(r), email), 1)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -226,7 +226,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, sess, err := s.sessions.SignIn(w, r, session.NewSession{
 		UserID: u.ID, Email: u.Email, Role: string(u.Role),
-		UserAgent: r.UserAgent(), IP: s.ips.ClientIP(r).String(),
+		UserAgent: r.UserAgent(), IP: s.clientIP(r).String(),
 		Attrs: map[string]string{attrName: u.Name, attrCreatedAt: u.CreatedAt.UTC().Format(time.RFC3339Nano)},
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -27,6 +28,9 @@ type reqInfo struct {
 	id    string
 	route string
 	err   error
+	// clientIP is the client as TRUSTED_PROXIES resolves it, resolved
+	// once: the access log and the limiters both want it.
+	clientIP netip.Addr
 }
 
 type infoKey struct{}
@@ -34,6 +38,15 @@ type infoKey struct{}
 func infoFrom(ctx context.Context) *reqInfo {
 	i, _ := ctx.Value(infoKey{}).(*reqInfo)
 	return i
+}
+
+// clientIP returns the request's client address (clientip, behind
+// TRUSTED_PROXIES), resolved once per request by observe.
+func (s *Server) clientIP(r *http.Request) netip.Addr {
+	if i := infoFrom(r.Context()); i != nil {
+		return i.clientIP
+	}
+	return s.ips.ClientIP(r)
 }
 
 // RequestID returns the request id of ctx (the X-Request-ID the response
@@ -134,7 +147,7 @@ func metricMethod(m string) string {
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &reqInfo{id: r.Header.Get("X-Request-ID"), route: "unmatched"}
+		info := &reqInfo{id: r.Header.Get("X-Request-ID"), route: "unmatched", clientIP: s.ips.ClientIP(r)}
 		if !saneRequestID(info.id) {
 			info.id = newRequestID()
 		}
@@ -187,7 +200,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				slog.Int64("bytes", sw.bytes),
 				// The client as the limiters and session records see it
 				// (clientip, behind TRUSTED_PROXIES).
-				slog.String("client_ip", s.ips.ClientIP(r).String()),
+				slog.String("client_ip", info.clientIP.String()),
 			}
 			if c := sw.Header().Get("X-Cache"); c != "" {
 				attrs = append(attrs, slog.String("cache", c))

@@ -48,10 +48,10 @@ func (s *Server) wireToolkit() ([]prometheus.Collector, error) {
 		s.apiLimiter, err = ratelimit.New(d.Redis, ratelimit.Config{
 			Name: "api",
 			Rate: d.APIRate,
-			Key: ratelimit.KeyByUser(func(r *http.Request) (string, bool) {
+			Key: ratelimit.KeyByUserOrAddr(func(r *http.Request) (string, bool) {
 				sess, _, ok := session.FromContext(r.Context())
 				return sess.UserID, ok
-			}, s.ips),
+			}, s.clientIP),
 			// A dead Redis must not take the API down with it: fall back
 			// to this instance's share of the limit.
 			FailurePolicy: ratelimit.LocalFallback,
