@@ -67,6 +67,11 @@ func (s *Store) LicensesByUser(ctx context.Context, userID string) ([]theater.Li
 	if !theater.ValidID(userID) {
 		return ls, nil
 	}
+	release, err := s.holdConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	rows, err := s.db.QueryContext(ctx, `SELECT id, script_id, user_id, type, performances, starts_at, ends_at, created_at
 	FROM licenses WHERE user_id = $1 ORDER BY created_at DESC, id`, userID)
 	if err != nil {

@@ -36,6 +36,11 @@ func (s *Store) ListScripts(ctx context.Context, f theater.ScriptFilter) (theate
 	if err := f.Normalize(); err != nil {
 		return theater.ScriptPage{}, err
 	}
+	release, err := s.holdConn(ctx)
+	if err != nil {
+		return theater.ScriptPage{}, err
+	}
+	defer release()
 	var after *listPos
 	if f.Cursor != "" {
 		p, err := decodeCursor(f, f.Cursor)

@@ -92,6 +92,11 @@ func (s *Store) ScriptByID(ctx context.Context, id string) (theater.Script, erro
 	if !theater.ValidID(id) {
 		return theater.Script{}, theater.Errorf(theater.ENOTFOUND, "script not found")
 	}
+	release, err := s.holdConn(ctx)
+	if err != nil {
+		return theater.Script{}, err
+	}
+	defer release()
 	sc, err := scanScript(s.db.QueryRowContext(ctx, scriptSelect+` WHERE s.id = $1`, id))
 	if isNoRows(err) {
 		return theater.Script{}, theater.Errorf(theater.ENOTFOUND, "script not found")

@@ -82,6 +82,21 @@ type Store struct {
 	// busyTimeout bounds the wait for writer, as busy_timeout bounds
 	// SQLite's own.
 	busyTimeout time.Duration
+	// conns holds one token per connection of the pool (its
+	// MaxOpenConns), taken by every operation for as long as it uses a
+	// connection (holdConn), so the pool itself never has waiters. When
+	// the pool is exhausted, database/sql hands a freed connection to a
+	// random waiter, not the oldest: under a burst of slow queries (every
+	// request a new search, the bench's miss_list) some requests lost the
+	// draw again and again, and the tail was many times the median (p99
+	// 795 ms, issue 16). Waiters on a channel are served in arrival order.
+	conns chan struct{}
+}
+
+// newStore is a Store on db with a pool of maxConns connections.
+func newStore(db *sql.DB, d dialect, maxConns int) *Store {
+	db.SetMaxOpenConns(maxConns)
+	return &Store{db: db, dialect: d, conns: make(chan struct{}, maxConns)}
 }
 
 // Collector reports the connection pool (open, in use, idle, waits and the
@@ -213,17 +228,19 @@ func openSQLite(rest string) (*Store, error) {
 	if memory {
 		// Each connection to :memory: is a separate, empty database: keep
 		// exactly one, for ever.
-		db.SetMaxOpenConns(1)
 		db.SetConnMaxIdleTime(0)
 		db.SetConnMaxLifetime(0)
-	} else {
-		// SQLite has one writer at a time whatever the pool size; a few
-		// connections let reads run beside it without a crowd of writers
-		// all spinning in the busy handler.
-		db.SetMaxOpenConns(8)
-		db.SetMaxIdleConns(8)
 	}
-	return &Store{db: db, dialect: sqliteDialect, writer: make(chan struct{}, 1), busyTimeout: busy}, nil
+	// SQLite has one writer at a time whatever the pool size; a few
+	// connections let reads run beside it.
+	conns := 8
+	if memory {
+		conns = 1
+	}
+	st := newStore(db, sqliteDialect, conns)
+	db.SetMaxIdleConns(conns)
+	st.writer, st.busyTimeout = make(chan struct{}, 1), busy
+	return st, nil
 }
 
 func openPostgres(dsn string) (*Store, error) {
@@ -247,18 +264,23 @@ func openPostgres(dsn string) (*Store, error) {
 		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	}
 	db := otelsql.OpenDB(stdlib.GetConnector(*cfg), sqlTracing("postgresql")...)
-	db.SetMaxOpenConns(20)
+	st := newStore(db, postgresDialect, 20)
 	db.SetMaxIdleConns(10)
 	// Recycle connections so a failover or a pgbouncer restart is picked
 	// up, and idle ones are not kept open against the server's limit.
 	db.SetConnMaxLifetime(30 * time.Minute)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &Store{db: db, dialect: postgresDialect}, nil
+	return st, nil
 }
 
 // Ping checks that the database answers, for readiness probes. It returns
 // EUNAVAILABLE when it does not.
 func (s *Store) Ping(ctx context.Context) error {
+	release, err := s.holdConn(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := s.db.PingContext(ctx); err != nil {
 		return theater.Wrap(theater.EUNAVAILABLE, "database unavailable", err)
 	}
@@ -324,6 +346,13 @@ func (s *Store) inTx(ctx context.Context, f func(*sql.Tx) error) error {
 		return err
 	}
 	defer release()
+	// The write lock first: a writer waiting for it holds no connection
+	// that a reader could use.
+	releaseConn, err := s.holdConn(ctx)
+	if err != nil {
+		return err
+	}
+	defer releaseConn()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap(err, "begin transaction")
@@ -364,10 +393,31 @@ func (s *Store) lockWriter(ctx context.Context) (release func(), err error) {
 	}
 }
 
+// holdConn takes one of the pool's connection tokens (Store.conns), in
+// arrival order, and returns its release. Every exported operation holds
+// one for its duration and uses at most one connection at a time under
+// it; nothing under it takes another (that could deadlock). A wait ended
+// by ctx is the database being busy: EUNAVAILABLE.
+func (s *Store) holdConn(ctx context.Context) (release func(), err error) {
+	release = func() { <-s.conns }
+	select {
+	case s.conns <- struct{}{}:
+		return release, nil
+	default:
+	}
+	select {
+	case s.conns <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return nil, s.wrap(ctx.Err(), "wait for a database connection")
+	}
+}
+
 // errWriterBusy is a write that waited busy_timeout for another writer.
 var errWriterBusy = errors.New("another write held the lock for busy_timeout")
 
-// inReadTx runs f in a read-only transaction, always rolled back.
+// inReadTx runs f in a read-only transaction, always rolled back. The
+// caller holds a connection token (holdConn).
 func (s *Store) inReadTx(ctx context.Context, f func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {

@@ -31,6 +31,11 @@ func (s *Store) CreateUser(ctx context.Context, n theater.NewUser, passwordHash 
 		return theater.User{}, err
 	}
 	defer release()
+	releaseConn, err := s.holdConn(ctx)
+	if err != nil {
+		return theater.User{}, err
+	}
+	defer releaseConn()
 	_, err = s.db.ExecContext(ctx,
 		`INSERT INTO users (id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		u.ID, u.Email, u.Name, string(u.Role), passwordHash, s.timeArg(u.CreatedAt))
@@ -51,8 +56,13 @@ func (s *Store) UserByID(ctx context.Context, id string) (theater.User, error) {
 	if !theater.ValidID(id) {
 		return theater.User{}, theater.Errorf(theater.ENOTFOUND, "user not found")
 	}
+	release, err := s.holdConn(ctx)
+	if err != nil {
+		return theater.User{}, err
+	}
+	defer release()
 	var u theater.User
-	err := s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id).
+	err = s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id).
 		Scan(&u.ID, &u.Email, &u.Name, &u.Role, scanTime{&u.CreatedAt})
 	if isNoRows(err) {
 		return theater.User{}, theater.Errorf(theater.ENOTFOUND, "user not found")
@@ -76,7 +86,12 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (theater.User, st
 	if len(email) > theater.MaxEmailLen || !utf8.ValidString(email) || strings.ContainsRune(email, 0) {
 		return theater.User{}, "", theater.Errorf(theater.ENOTFOUND, "user not found")
 	}
-	err := s.db.QueryRowContext(ctx,
+	release, err := s.holdConn(ctx)
+	if err != nil {
+		return theater.User{}, "", err
+	}
+	defer release()
+	err = s.db.QueryRowContext(ctx,
 		`SELECT `+userColumns+`, password_hash FROM users WHERE email = $1`, email).
 		Scan(&u.ID, &u.Email, &u.Name, &u.Role, scanTime{&u.CreatedAt}, &hash)
 	if isNoRows(err) {

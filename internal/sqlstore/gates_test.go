@@ -141,3 +141,72 @@ func TestPostgresHasNoWriterLock(t *testing.T) {
 		t.Fatal("a PostgreSQL store has a process write lock; its writers would queue for nothing")
 	}
 }
+
+// Every operation waits for a connection in the store's own queue, in
+// arrival order, so database/sql's pool — which hands a freed connection
+// to a random waiter — never has one: 64 concurrent lists on 8 (SQLite)
+// or 20 (PostgreSQL) connections, and the pool's wait count stays 0.
+func TestPoolNeverHasWaiters(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *Store) {
+		author := mustUser(t, st, "pool@example.org", theater.RolePlaywright)
+		for i := range 30 {
+			mustScript(t, st, author.ID, scriptInput(fmt.Sprintf("Pool %d", i)))
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 64*2*2)
+		for i := range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range 2 {
+					f := theater.ScriptFilter{Query: fmt.Sprintf("pool %d", (i+j)%30)}
+					if _, err := st.ListScripts(ctxT(t), f); err != nil {
+						errs <- err
+					}
+					if _, err := st.UserByID(ctxT(t), author.ID); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		stats := st.db.Stats()
+		t.Logf("%d connections at most; database/sql waits: %d", stats.MaxOpenConnections, stats.WaitCount)
+		if stats.WaitCount != 0 {
+			t.Fatalf("database/sql's pool had %d waiters (%v waiting): an operation took a connection without its token",
+				stats.WaitCount, stats.WaitDuration)
+		}
+	})
+}
+
+// With every connection in use, an operation waits for one bounded by its
+// context, and gets EUNAVAILABLE naming the wait.
+func TestConnWaitEndsWithContext(t *testing.T) {
+	st := openTestSQLite(t)
+	author := mustUser(t, st, "conn@example.org", theater.RolePlaywright)
+	var releases []func()
+	for range cap(st.conns) {
+		release, err := st.holdConn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		releases = append(releases, release)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := st.UserByID(ctx, author.ID)
+	if theater.ErrorCode(err) != theater.EUNAVAILABLE || !strings.Contains(err.Error(), "database connection") {
+		t.Fatalf("UserByID with every connection taken: %v, want EUNAVAILABLE waiting for a connection", err)
+	}
+	releases[0]()
+	if _, err := st.UserByID(ctxT(t), author.ID); err != nil {
+		t.Fatalf("UserByID once a connection is free: %v", err)
+	}
+	for _, r := range releases[1:] {
+		r()
+	}
+}
