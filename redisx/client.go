@@ -2,6 +2,7 @@ package redisx
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -173,6 +174,9 @@ func (c *Client) clientOption() rueidis.ClientOption {
 			return d
 		},
 	}
+	if cfg.DialContext != nil {
+		opt.DialCtxFn = dialWith(cfg.DialContext)
+	}
 	if cfg.SentinelMaster != "" {
 		opt.Sentinel = rueidis.SentinelOption{
 			MasterSet: cfg.SentinelMaster,
@@ -187,6 +191,38 @@ func (c *Client) clientOption() rueidis.ClientOption {
 		opt.ForceSingleClient = true
 	}
 	return opt
+}
+
+// dialWith adapts Config.DialContext to rueidis's dial hook: the hook's
+// connection, bounded by the dialer's timeout, with the TLS handshake
+// rueidis's own dial would have made (tls.Dialer's: the server name is
+// the address's host unless the config names one).
+func dialWith(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error) {
+	return func(ctx context.Context, addr string, d *net.Dialer, tlsCfg *tls.Config) (net.Conn, error) {
+		if d.Timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+			defer cancel()
+		}
+		conn, err := dial(ctx, "tcp", addr)
+		if err != nil || tlsCfg == nil {
+			return conn, err
+		}
+		if tlsCfg.ServerName == "" {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				host = addr
+			}
+			tlsCfg = tlsCfg.Clone()
+			tlsCfg.ServerName = host
+		}
+		tc := tls.Client(conn, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
 }
 
 // connect makes the rueidis client, bounded by DialTimeout.

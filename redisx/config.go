@@ -38,6 +38,17 @@ type Config struct {
 	// TLS, when not nil, connects with TLS (rediss://).
 	TLS *tls.Config
 
+	// DialContext, if set, makes every connection the client opens (to
+	// the servers, and to the sentinels with SentinelMaster) in place of
+	// a plain TCP dial: network is "tcp" and addr the address being dialled
+	// as Redis announces it (a cluster node's address from CLUSTER SLOTS,
+	// the master a sentinel names), not necessarily one of Addrs. With TLS
+	// set, the client runs the TLS handshake over the connection it
+	// returns. ctx ends at DialTimeout. Tests use it to route one node's
+	// connections through a fault proxy. The default (nil) dials TCP with
+	// DialTimeout and a 1s keep-alive.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
 	// KeyPrefix starts every key the Keys builder makes. The default is "tsp:".
 	KeyPrefix string
 

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -200,5 +201,95 @@ func TestHungInstanceRefusesEndedSessionWithin100ms(t *testing.T) {
 				time.Sleep(2 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestHungClusterMasterRefusesEndedSessionWithin100ms is the test above on
+// Redis Cluster, where liveness is kept per master: instance A reaches the
+// master that owns the user's sessions through a proxy that then
+// black-holes, and the other masters directly (they stay healthy and keep
+// answering A's other calls). Instance B ends the session with Delete. No
+// request on A that begins more than 100 ms after B's call returned is
+// answered 200, under the hang or after it ends.
+func TestHungClusterMasterRefusesEndedSessionWithin100ms(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t)
+	bcfg := c.Config(t)
+	rdbB := redistest.Connect(t, bcfg)
+	b, err := NewStore(rdbB, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hung := c.MasterOf(t, b.epochKey("u1"))
+	if hung == nil {
+		t.Fatal("no master owns u1's sessions")
+	}
+	var other string // a key of a healthy master, for A's other traffic
+	for i := 0; other == ""; i++ {
+		if k := rdbB.Keys().Tagged("probe", fmt.Sprint(i)); c.MasterOf(t, k) != hung {
+			other = k
+		}
+	}
+	px := faultproxy.Start(t, hung.Addr)
+	proxied := make(chan struct{}, 1)
+	acfg := bcfg
+	acfg.CommandTimeout = 200 * time.Millisecond
+	acfg.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == hung.Addr { // as CLUSTER SLOTS announces it
+			addr = px.Addr()
+			select {
+			case proxied <- struct{}{}:
+			default:
+			}
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	rdbA := redistest.Connect(t, acfg)
+	t.Cleanup(px.Reset)
+	a, err := NewStore(rdbA, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma := newTestManager(t, a, ManagerConfig{})
+	tok, _ := mustCreate(t, b, NewSession{UserID: "u1"})
+	heldLocally(t, ma, rdbA, tok)
+	select {
+	case <-proxied:
+	default:
+		t.Fatalf("A never dialled %s through the proxy: the hang would test nothing", hung.Addr)
+	}
+	px.Hang()
+	if err := b.Delete(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	redistest.StaleWithin(t, "Cluster: a session ended elsewhere, its master hung for this instance", time.Now(), 100*time.Millisecond, func() (bool, string) {
+		code := requireStatus(ma, tok)
+		return code == 200, fmt.Sprintf("status %d", code)
+	})
+	// The healthy masters still answer A while the hang lasts.
+	for i := range 20 {
+		if err := rdbA.Set(context.Background(), other, []byte("x"), time.Minute); err != nil {
+			t.Fatalf("Set #%d on a healthy master under the hang: %v", i, err)
+		}
+	}
+	// Never again, not even after the hang ends.
+	late := 0
+	for range 50 {
+		if requireStatus(ma, tok) == 200 {
+			late++
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	px.Reset()
+	for range 100 {
+		if requireStatus(ma, tok) == 200 {
+			late++
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("Cluster: %d of 150 requests after the bound (under the hang and after it) were answered 200", late)
+	if late > 0 {
+		t.Fatalf("A honoured the ended session %d times after the bound", late)
 	}
 }
