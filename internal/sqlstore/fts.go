@@ -116,6 +116,34 @@ func (s *Store) insertFTS(ctx context.Context, tx *sql.Tx, rows []ftsRow) error 
 	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 		return s.wrap(err, "insert into search index")
 	}
+	return s.insertWords(ctx, tx, rows)
+}
+
+// wordsPerInsert bounds the parameters of one INSERT into search_words.
+const wordsPerInsert = 500
+
+// insertWords adds the title and synopsis words of rows to search_words
+// (migration 0003), the table a prefix is expanded from, each word once.
+func (s *Store) insertWords(ctx context.Context, tx *sql.Tx, rows []ftsRow) error {
+	seen := make(map[string]struct{})
+	var words []any
+	for _, r := range rows {
+		for _, toks := range [][]string{r.doc.title, r.doc.body} {
+			for _, t := range toks {
+				if _, ok := seen[t]; !ok {
+					seen[t] = struct{}{}
+					words = append(words, t)
+				}
+			}
+		}
+	}
+	for start := 0; start < len(words); start += wordsPerInsert {
+		part := words[start:min(start+wordsPerInsert, len(words))]
+		q := `INSERT OR IGNORE INTO search_words (word) VALUES (?)` + strings.Repeat(", (?)", len(part)-1)
+		if _, err := tx.ExecContext(ctx, q, part...); err != nil {
+			return s.wrap(err, "insert search words")
+		}
+	}
 	return nil
 }
 

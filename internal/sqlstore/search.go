@@ -272,10 +272,10 @@ func queryTokens(f theater.ScriptFilter) []string { return searchTokens(f.Query)
 const vocabMax = 64
 
 // newSearch prepares f's search. In SQLite a last token of four or more
-// letters is looked up in the index's vocabulary: FTS5 answers "tok"* by
-// merging the doclists of all the words it begins, a cost that grows with
-// the catalogue, but streams an OR of those words newest first. (Up to
-// three letters, prefix='1 2 3' has the merged doclist ready; beyond
+// letters is looked up in search_words (migration 0003): FTS5 answers
+// "tok"* by merging the doclists of all the words it begins, a cost that
+// grows with the catalogue, but streams an OR of those words newest first.
+// (Up to three letters, prefix='1 2 3' has the merged doclist ready; beyond
 // vocabMax words, "tok"* it is.) ok is false when the last token begins no
 // word at all: nothing matches.
 func (s *Store) newSearch(ctx context.Context, f theater.ScriptFilter) (q search, ok bool, err error) {
@@ -289,7 +289,7 @@ func (s *Store) newSearch(ctx context.Context, f theater.ScriptFilter) (q search
 	}
 	// Every word that starts with last sorts from last to last+"\xff"
 	// (no UTF-8 byte is 0xff).
-	rows, err := s.db.QueryContext(ctx, `SELECT term FROM scripts_fts_vocab WHERE term >= $1 AND term < $2 LIMIT `+
+	rows, err := s.db.QueryContext(ctx, `SELECT word FROM search_words WHERE word >= $1 AND word < $2 LIMIT `+
 		itoa(vocabMax+1), last, last+"\xff")
 	if err != nil {
 		return q, false, s.wrap(err, "look up search words")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -478,4 +479,56 @@ func TestBackfillSearch(t *testing.T) {
 			t.Errorf("after backfill, title order: %v", ids(p.Items))
 		}
 	})
+}
+
+// TestSearchWords: a prefix of four or more letters is expanded from
+// search_words, which every write keeps (create, update, backfill) and
+// migration 0003 builds from an index made before it, title and synopsis
+// words only.
+func TestSearchWords(t *testing.T) {
+	ctx := ctxT(t)
+	path := filepath.Join(t.TempDir(), "theater.db")
+	st := openTestSQLiteURL(t, "sqlite:"+path)
+	author := mustUser(t, st, "words@example.org", theater.RolePlaywright)
+	sc := mustScript(t, st, author.ID, scriptInput("Lighthouse Keepers"))
+	in := scriptInput("Quartermaster")
+	in.Synopsis = "Nightingales over the harbour."
+	if _, err := st.UpdateScript(ctx, sc.ID, in); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]int{"quart": 1, "nightin": 1, "ligh": 0} {
+		// "lighthouse" stays in search_words, an alternative that matches nothing.
+		if p := mustList(t, st, theater.ScriptFilter{Query: q}); p.Total != want {
+			t.Errorf("q=%s after the update: total %d, want %d", q, p.Total, want)
+		}
+	}
+
+	// Back to the schema of migration 0002, as a database made before 0003.
+	for _, q := range []string{`DROP TABLE search_words`, `DELETE FROM schema_migrations WHERE version = 3`,
+		`CREATE VIRTUAL TABLE scripts_fts_vocab USING fts5vocab(scripts_fts, 'row')`} {
+		if _, err := st.db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	st.Close()
+	st = openTestSQLiteURL(t, "sqlite:"+path)
+	if p := mustList(t, st, theater.ScriptFilter{Query: "nightin"}); p.Total != 1 {
+		t.Errorf("q=nightin after migration 0003: total %d, want 1", p.Total)
+	}
+	var words []string
+	rows, err := st.db.QueryContext(ctx, `SELECT word FROM search_words ORDER BY word`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var w string
+		if err := rows.Scan(&w); err != nil {
+			t.Fatal(err)
+		}
+		words = append(words, w)
+	}
+	if slices.Contains(words, strings.ToLower(author.ID)) || !slices.Contains(words, "quartermaster") || !slices.Contains(words, "harbour") {
+		t.Errorf("search_words after migration 0003 = %v: want the title and synopsis words, no author id", words)
+	}
 }
